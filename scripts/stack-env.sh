@@ -1,0 +1,61 @@
+# shellcheck shell=bash
+# The local stack's configuration, in one place. Source it: `. scripts/stack-env.sh`.
+# Every variable keeps a value the caller already exported; only unset ones get defaults.
+# No `set -euo pipefail` here: this file runs inside the caller's shell.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export REPO
+export STACK_DIR="${STACK_DIR:-$REPO/.stack}"
+export KAFKA_INGEST_CACHE="${KAFKA_INGEST_CACHE:-$HOME/.cache/kafka-ingest}"
+export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$KAFKA_INGEST_CACHE/pip}"
+
+# Versions of the services (artifacts come from Maven Central and npm).
+export KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
+export APICURIO_VERSION="${APICURIO_VERSION:-3.3.3}"
+export STATSD_VERSION="${STATSD_VERSION:-0.9.0}"
+
+# Ports (all services listen on 127.0.0.1 only).
+export KAFKA_PORT="${KAFKA_PORT:-9092}"
+export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+export SCHEMA_REGISTRY_PORT="${SCHEMA_REGISTRY_PORT:-8081}"
+export SCHEMA_REGISTRY_MANAGEMENT_PORT="${SCHEMA_REGISTRY_MANAGEMENT_PORT:-9000}"
+export STATSD_PORT="${STATSD_PORT:-8125}"
+export STATSD_ADMIN_PORT="${STATSD_ADMIN_PORT:-8126}"
+export AIRFLOW_API_PORT="${AIRFLOW_API_PORT:-8080}"
+export AIRFLOW_WORKER_LOG_PORT="${AIRFLOW_WORKER_LOG_PORT:-8793}"
+export AIRFLOW_TRIGGERER_LOG_PORT="${AIRFLOW_TRIGGERER_LOG_PORT:-8794}"
+
+# Derived endpoints.
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7}"
+export SCHEMA_REGISTRY_COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}"
+export STATSD_HOST="${STATSD_HOST:-127.0.0.1}"
+
+# Airflow: SQLite metadata and logs under the stack dir; DAGs and plugins from the repo.
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$STACK_DIR/airflow}"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
+export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO/dags}"
+export AIRFLOW__CORE__PLUGINS_FOLDER="${AIRFLOW__CORE__PLUGINS_FOLDER:-$REPO/plugins}"
+export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
+export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
+export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-$AIRFLOW_API_PORT}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW__API__PORT/execution/}"
+export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT:-$AIRFLOW_WORKER_LOG_PORT}"
+export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-$AIRFLOW_TRIGGERER_LOG_PORT}"
+export AIRFLOW__METRICS__STATSD_ON="${AIRFLOW__METRICS__STATSD_ON:-True}"
+export AIRFLOW__METRICS__STATSD_HOST="${AIRFLOW__METRICS__STATSD_HOST:-$STATSD_HOST}"
+export AIRFLOW__METRICS__STATSD_PORT="${AIRFLOW__METRICS__STATSD_PORT:-$STATSD_PORT}"
+export AIRFLOW__METRICS__STATSD_PREFIX="${AIRFLOW__METRICS__STATSD_PREFIX:-airflow}"
+
+# Connections and variables read by the DAGs (same ids in docker-compose.yml).
+_kafka_conn='{"conn_type":"kafka","extra":{"bootstrap.servers":"'"$KAFKA_BOOTSTRAP"'"}}'
+_registry_conn='{"conn_type":"schema_registry","host":"'"$SCHEMA_REGISTRY_URL"'"}'
+export AIRFLOW_CONN_KAFKA_DEFAULT="${AIRFLOW_CONN_KAFKA_DEFAULT:-$_kafka_conn}"
+export AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT="${AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT:-$_registry_conn}"
+unset _kafka_conn _registry_conn
+export AIRFLOW_VAR_EXTRACTS_ROOT="${AIRFLOW_VAR_EXTRACTS_ROOT:-$REPO/samples/extracts}"
+
+# Marks the environment as loaded (tests/conftest.py sources this file when it is absent).
+export KAFKA_INGEST_STACK_ENV="$REPO"
