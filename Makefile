@@ -1,0 +1,56 @@
+# Developer entry points. The stack's configuration lives in scripts/stack-env.sh.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export KAFKA_INGEST_CACHE ?= $(HOME)/.cache/kafka-ingest
+export PIP_CACHE_DIR ?= $(KAFKA_INGEST_CACHE)/pip
+INSTALLED := $(VENV)/.installed
+WITH_ENV := source scripts/stack-env.sh &&
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status test test-unit lint demo clean
+
+help:
+	@echo "make setup | up | down | status | test | test-unit | lint | demo | clean   (see docs/stack.md)"
+
+setup: $(INSTALLED)
+	scripts/stack fetch
+
+# Reinstalls only when a requirements file or pyproject.toml changes.
+$(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt -e .
+	touch $@
+
+up: setup
+	scripts/stack up
+
+down:
+	scripts/stack down
+
+status:
+	scripts/stack status
+
+# Integration tests must reach the stack: unreachable means failed, not skipped.
+# pytest exit code 5 (no tests collected) fails the target like any other.
+test: setup up
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(INSTALLED)
+	$(WITH_ENV) $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+demo: setup up
+	scripts/demo
+
+clean: down
+	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
