@@ -1,0 +1,123 @@
+"""docker-compose.yml keeps the promises the local stack makes (no Docker engine here to run it):
+the same services, connection ids, variables and metrics settings, ports on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return dict(compose["services"])
+
+
+def published(service: dict[str, Any]) -> list[str]:
+    return [str(port) for port in service.get("ports", [])]
+
+
+def test_it_defines_kafka_registry_statsd_postgres_and_the_airflow_components(
+    services: dict[str, Any],
+) -> None:
+    assert {"kafka", "schema-registry", "statsd", "postgres", *AIRFLOW_SERVICES} <= set(services)
+    for name, command in AIRFLOW_SERVICES.items():
+        assert services[name]["command"] == command
+
+
+def test_every_published_port_is_bound_to_localhost(services: dict[str, Any]) -> None:
+    ports = [port for service in services.values() for port in published(service)]
+    assert ports
+    assert [port for port in ports if not port.startswith("127.0.0.1:")] == []
+
+
+@pytest.mark.parametrize(
+    ("service", "port"),
+    [
+        ("kafka", "127.0.0.1:9092:9092"),
+        ("schema-registry", "127.0.0.1:8081:8081"),
+        ("statsd", "127.0.0.1:8125:8125/udp"),
+        ("statsd", "127.0.0.1:8126:8126"),
+        ("airflow-apiserver", "127.0.0.1:8080:8080"),
+    ],
+)
+def test_it_publishes_the_local_stack_default_ports(
+    services: dict[str, Any], service: str, port: str
+) -> None:
+    assert port in published(services[service])
+
+
+@pytest.mark.parametrize("name", sorted(AIRFLOW_SERVICES))
+def test_airflow_mounts_dags_plugins_and_schemas_where_its_config_points(
+    services: dict[str, Any], name: str
+) -> None:
+    env = services[name]["environment"]
+    mounts = dict(volume.split(":")[:2] for volume in services[name]["volumes"])
+
+    assert mounts["./dags"] == env["AIRFLOW__CORE__DAGS_FOLDER"]
+    assert mounts["./plugins"] == env["AIRFLOW__CORE__PLUGINS_FOLDER"]
+    assert "./schemas" in mounts
+    assert env["AIRFLOW_VAR_EXTRACTS_ROOT"].startswith(mounts["./samples"])
+    for host_path in mounts:
+        if host_path.startswith("./") and host_path != "./samples":
+            assert (REPO / host_path).exists(), host_path
+
+
+def test_airflow_uses_postgres_and_the_local_executor(services: dict[str, Any]) -> None:
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+    assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+
+
+def test_airflow_has_the_same_connections_variables_and_metrics_settings_as_the_local_stack(
+    services: dict[str, Any],
+) -> None:
+    local = set(
+        re.findall(
+            r"^export ((?:AIRFLOW_CONN|AIRFLOW_VAR|AIRFLOW__METRICS)_\w+)=",
+            (REPO / "scripts/stack-env.sh").read_text(),
+            re.MULTILINE,
+        )
+    )
+    env = services["airflow-scheduler"]["environment"]
+
+    assert local - set(env) == set()
+    assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd"
+
+
+def test_connections_point_at_the_compose_kafka_and_registry(services: dict[str, Any]) -> None:
+    env = services["airflow-scheduler"]["environment"]
+    kafka = json.loads(env["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    registry = json.loads(env["AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT"])
+
+    assert kafka["conn_type"] == "kafka"
+    assert kafka["extra"]["bootstrap.servers"].startswith("kafka:")
+    assert registry == {"conn_type": "schema_registry", "host": "http://schema-registry:8081"}
+
+
+def test_kafka_is_a_single_kraft_node_that_serves_transactions(services: dict[str, Any]) -> None:
+    env = services["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+
+
+def test_schema_registry_defaults_to_backward_compatibility(services: dict[str, Any]) -> None:
+    assert (
+        services["schema-registry"]["environment"]["SCHEMA_REGISTRY_SCHEMA_COMPATIBILITY_LEVEL"] == "BACKWARD"
+    )
