@@ -9,6 +9,10 @@ PY := $(VENV)/bin/python
 export KAFKA_INGEST_CACHE ?= $(HOME)/.cache/kafka-ingest
 export PIP_CACHE_DIR ?= $(KAFKA_INGEST_CACHE)/pip
 INSTALLED := $(VENV)/.installed
+PIP := $(PY) -m pip
+WHEELS := $(KAFKA_INGEST_CACHE)/pip/wheels
+REQS := -r requirements.txt -r requirements-dev.txt 'setuptools>=68'
+OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
@@ -20,10 +24,13 @@ help:
 setup: $(INSTALLED)
 	scripts/stack fetch
 
-# Reinstalls only when a requirements file or pyproject.toml changes.
+# Reinstalls only when a requirements file or pyproject.toml changes. Installs offline from a
+# wheelhouse in the cache and refills it from the index only when a pin is missing (pip's HTTP
+# cache alone is not enough: our PyPI mirror sends no caching headers).
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt -e .
+	$(OFFLINE) $(REQS) 2>/dev/null || { $(PIP) wheel -q -w $(WHEELS) --find-links $(WHEELS) $(REQS) && $(OFFLINE) $(REQS); }
+	$(OFFLINE) --no-deps -e .
 	touch $@
 
 up: setup
