@@ -1,0 +1,268 @@
+"""Column policies shared by topic specs: absence, codes, money, integers, timestamps, cards.
+
+Every function here works on a whole column at once (Arrow compute with RE2 regexes, numpy), because
+``prepare`` runs on batches of tens of thousands of rows and must not dominate a run. Each returns
+numpy arrays that are never null, so the boolean columns built from them can be checked by Great
+Expectations without its "nulls are skipped" rule hiding a failure.
+
+Interpretation decisions (EXTRACTS.md leaves these open; they apply to every topic using them):
+
+- Absent: null, ``""`` and whitespace-only text all mean "no value" (a blank in a fixed-width or
+  hand-edited extract carries no data). Free text where the contract says "any Unicode text"
+  (``coupon_code``) is the exception: only null and ``""`` are absent there, anything else is kept.
+- Whitespace around a value is never trimmed: `` CREATED`` or ``"12.50 "`` is invalid, because a
+  silent trim would publish something the source did not say.
+- Codes (``order_number``, ``payment_number``): ``[A-Z0-9][A-Z0-9-]{0,63}``, ASCII only, exact case.
+- Money: ``-?[0-9]+(\\.[0-9]{1,2})?``; at most 2 decimal places (``12.345`` is invalid, never
+  rounded), no exponent, no ``NaN``/``Infinity``, no ``+``, no thousands separators, no leading or
+  trailing dot; leading zeros are harmless. At most 10 integer digits so it fits Avro
+  ``decimal(12,2)``. A minus sign makes the value negative even on zero: ``-0.00`` fails ">= 0" and
+  "> 0" rules, since a sign on a zero amount points at an upstream sign bug.
+- Integers: ASCII digits only (no sign, no ``.0``, no exponent), leading zeros harmless.
+- Timestamps: ``YYYY-MM-DDTHH:MM:SS[.f{1,9}]`` followed by ``Z`` or ``±HH:MM`` (the RFC 3339 profile
+  of ISO 8601: seconds required, ``T`` required, no ``+HHMM``/``+HH``, no week or ordinal dates).
+  The date must exist (``2026-02-30`` is invalid), leap seconds and ``24:00`` are invalid, and
+  the instant must fall within 1677-09-22..2262-04-11 (pandas' nanosecond range); an offset
+  hour above 23 is invalid. Fractional seconds are truncated (floored, also before 1970) to
+  milliseconds, the precision of Avro ``timestamp-millis``.
+- Card numbers: 12-19 ASCII digits, with at most one space or dash between two digits (not at the
+  ends), Luhn-valid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kafka_ingest.specs import Rule
+
+CODE_PATTERN = r"[A-Z0-9][A-Z0-9-]{0,63}"
+CARD_PATTERN = r"[0-9](?:[ -]?[0-9]){11,18}"
+MONEY_MAX_INTEGER_DIGITS = 10  # decimal(12, 2)
+INT32_MAX = 2**31 - 1
+
+_MONEY = r"^(?P<sign>-?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]{1,2}))?$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?P<offset>Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+_CARD_WIDTH = 19
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
+def checked(name: str) -> Rule:
+    """A rule ``prepare`` decides: true in its never-null boolean column ``_<name>`` means it passes.
+
+    The contract's rules are full-match patterns, strict parsing and cross-field checks that no
+    stock GX expectation says exactly (``match_regex`` searches and its anchors differ between
+    regex engines; ``in_set`` and ``not_be_null`` each cover half of "required and one of"), and
+    one GX expectation per rule keeps GX's fixed cost per batch down. GX still identifies every
+    failing row under the rule's name.
+    """
+    return Rule(name, "expect_column_values_to_be_in_set", {"column": f"_{name}", "value_set": [True]})
+
+
+def text_column(frame: pd.DataFrame, column: str) -> pa.Array:
+    """The column as one Arrow ``large_string`` array; a column the frame lacks reads as all null."""
+    if column not in frame.columns:
+        return pa.nulls(len(frame), pa.large_string())
+    values = pa.array(frame[column].array, type=pa.large_string(), from_pandas=True)
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def absent(values: pa.Array, *, blank_is_absent: bool = True) -> np.ndarray:
+    """Rows without a value: null, ``""`` and (by default) whitespace-only text."""
+    empty = pc.equal(values, "")
+    if blank_is_absent:
+        empty = pc.or_(empty, pc.utf8_is_space(values))
+    return _mask(pc.or_kleene(pc.is_null(values), empty))
+
+
+def present(values: pa.Array, *, blank_is_absent: bool = True) -> np.ndarray:
+    """Rows with a value (the complement of :func:`absent`)."""
+    return ~absent(values, blank_is_absent=blank_is_absent)
+
+
+def one_of(values: pa.Array, allowed: tuple[str, ...]) -> np.ndarray:
+    """Whether each value is exactly one of ``allowed`` (null -> False; case and spaces count)."""
+    return _mask(pc.is_in(values, value_set=pa.array(allowed, type=values.type)))
+
+
+def full_match(values: pa.Array, pattern: str) -> np.ndarray:
+    """Whether each value matches ``pattern`` as a whole (RE2; null -> False)."""
+    return _mask(pc.match_substring_regex(values, f"^(?:{pattern})$"))
+
+
+@dataclass(frozen=True)
+class Money:
+    """Parsed money: ``cents`` is meaningful where ``ok``; ``negative`` is true when a minus was given."""
+
+    cents: np.ndarray
+    ok: np.ndarray
+    negative: np.ndarray
+
+
+def parse_money(values: pa.Array) -> Money:
+    """Parse decimal text exactly into integer cents (see the module docstring for the grammar)."""
+    parts = pc.extract_regex(values, _MONEY)
+    whole = pc.struct_field(parts, "int")
+    frac = pc.utf8_rpad(pc.struct_field(parts, "frac"), 2, "0")
+    units, fits = _parse_digits(whole, MONEY_MAX_INTEGER_DIGITS)
+    ok = _mask(parts.is_valid()) & fits
+    cents = units * 100 + _to_int(pc.if_else(pa.array(ok), frac, "0"))
+    negative = ok & _mask(pc.equal(pc.struct_field(parts, "sign"), "-"))
+    return Money(np.where(negative, -cents, cents), ok, negative)
+
+
+def parse_int(values: pa.Array, max_digits: int = 18) -> tuple[np.ndarray, np.ndarray]:
+    """Parse unsigned decimal integer text; returns ``(value, ok)`` (value 0 where not ok)."""
+    matched = full_match(values, "[0-9]+")
+    number, fits = _parse_digits(pc.if_else(pa.array(matched), values, "0"), max_digits)
+    ok = matched & fits
+    return np.where(ok, number, 0), ok
+
+
+@dataclass(frozen=True)
+class Timestamps:
+    """Parsed timestamps: ``millis`` (UTC epoch ms) where ``ok``; ``has_offset`` where ``ok``."""
+
+    millis: np.ndarray
+    ok: np.ndarray
+    has_offset: np.ndarray
+
+
+def parse_timestamps(values: pa.Array) -> Timestamps:
+    """Parse ISO 8601 timestamps strictly; a missing offset is parsed (as UTC) but flagged."""
+    parts = pc.extract_regex(values, _TIMESTAMP)
+    well_formed = _mask(parts.is_valid())
+    text = pc.if_else(pa.array(well_formed), values, None).to_pandas()
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    ok = well_formed & parsed.notna().to_numpy()
+    nanos = parsed.to_numpy(dtype="datetime64[ns]").view("int64")
+    millis = np.where(ok, nanos // 1_000_000, 0)
+    has_offset = ok & _mask(pc.not_equal(pc.struct_field(parts, "offset"), ""))
+    return Timestamps(millis, ok, has_offset)
+
+
+def luhn_card_numbers(values: pa.Array) -> np.ndarray:
+    """Whether each value is a well-formed (:data:`CARD_PATTERN`), Luhn-valid card number."""
+    well_formed = full_match(values, CARD_PATTERN)
+    digits = pc.if_else(pa.array(well_formed), card_digits(values), "0")
+    matrix = _digit_matrix(pc.utf8_lpad(digits, _CARD_WIDTH, "0"), _CARD_WIDTH).astype(np.int64)
+    doubled = matrix[:, _CARD_WIDTH - 2 :: -2] * 2
+    total = matrix[:, _CARD_WIDTH - 1 :: -2].sum(axis=1) + (doubled - 9 * (doubled > 9)).sum(axis=1)
+    return well_formed & (total % 10 == 0)
+
+
+def card_digits(values: pa.Array) -> pa.Array:
+    """The digits of each card number, separators removed. Sensitive: never put it in a frame."""
+    return pc.replace_substring_regex(values, "[ -]", "")
+
+
+def card_last4(values: pa.Array, valid: np.ndarray) -> pa.Array:
+    """The last four digits of each valid card number (null elsewhere): all an event may carry."""
+    last4 = pc.utf8_slice_codeunits(card_digits(values), -4)
+    return pc.if_else(pa.array(valid), last4, None)
+
+
+def mask_card_number(value: str) -> str:
+    """Mask a card number, or anything that might be one, to at most its last four digits.
+
+    Only ASCII digits are kept; separators and junk are dropped so their layout cannot hint at the
+    number. At least four ``*`` always lead, and a value with four digits or fewer shows none of
+    them, so even a short fragment is never shown whole: ``4111-1111-1111-1111`` ->
+    ``************1111``, ``12`` -> ``****``.
+    """
+    digits = _NOT_DIGIT.sub("", value)
+    shown = digits[-4:] if len(digits) > 4 else ""
+    return "*" * max(len(digits) - 4, 4) + shown
+
+
+def cents_to_decimal_array(cents: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Integer cents as Arrow ``decimal128(12, 2)`` (null where not ``valid``), without Python loops.
+
+    ``to_pylist`` then yields ``Decimal`` values with exactly two places, as Avro's decimal needs.
+    """
+    unscaled = np.empty((len(cents), 2), dtype=np.int64)
+    unscaled[:, 0] = cents
+    unscaled[:, 1] = np.where(cents < 0, -1, 0)  # two's-complement sign extension to 128 bits
+    validity = pa.array(valid).buffers()[1] if not valid.all() else None
+    return pa.Array.from_buffers(
+        pa.decimal128(12, 2), len(cents), [validity, pa.py_buffer(unscaled.tobytes())]
+    )
+
+
+def millis_to_timestamp_array(millis: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Epoch milliseconds as Arrow ``timestamp[ms, UTC]`` (null where not ``valid``)."""
+    return pa.array(millis, type=pa.timestamp("ms", tz="UTC"), mask=~valid)
+
+
+def arrow_series(values: pa.Array, frame: pd.DataFrame) -> pd.Series:
+    """A typed Arrow array as a column of ``frame`` (kept Arrow-typed, no conversion)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(values), index=frame.index)
+
+
+def records_from_table(table: pa.Table) -> list[dict[str, Any]]:
+    """An Avro-shaped Arrow table -> record dicts, column by column.
+
+    Timestamps become epoch milliseconds (what ``timestamp-millis`` stores; fastavro takes them as
+    is), decimals ``Decimal``, lists of structs lists of dicts. Converting per column is several
+    times faster than ``Table.to_pylist``, which builds a time-zone-aware datetime per value.
+    """
+    columns = []
+    for column in table.columns:
+        if pa.types.is_timestamp(column.type):
+            columns.append(pc.cast(column, pa.int64()).to_pylist())
+        elif pa.types.is_list(column.type) and pa.types.is_struct(column.type.value_type):
+            columns.append(struct_lists_to_python(column))
+        else:
+            columns.append(column.to_pylist())
+    names = table.column_names
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def struct_lists_to_python(lists: pa.Array | pa.ChunkedArray) -> list[list[dict[str, Any]]]:
+    """Lists of structs -> Python lists of dicts, field by field (about twice ``to_pylist``'s speed)."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    flat = pc.list_flatten(lists)
+    names = [field.name for field in lists.type.value_type]
+    columns = [pc.struct_field(flat, name).to_pylist() for name in names]
+    elements = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    ends = np.cumsum(pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)).tolist()
+    return [elements[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _parse_digits(digits: pa.Array, max_digits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Digit strings -> int64, with ``fits`` false for more than ``max_digits`` significant digits."""
+    significant = pc.utf8_ltrim(digits, "0")
+    fits = _mask(pc.less_equal(pc.utf8_length(significant), max_digits))
+    safe = pc.if_else(pc.and_(pa.array(fits), pc.not_equal(significant, "")), significant, "0")
+    return _to_int(safe), fits
+
+
+def _to_int(digits: pa.Array) -> np.ndarray:
+    return pc.cast(pc.fill_null(digits, "0"), pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _digit_matrix(fixed_width: pa.Array, width: int) -> np.ndarray:
+    """ASCII digit strings, all ``width`` long, as an ``(n, width)`` array of digit values."""
+    fixed_width = pc.cast(fixed_width, pa.large_string())
+    if isinstance(fixed_width, pa.ChunkedArray):
+        fixed_width = fixed_width.combine_chunks()
+    offsets = np.frombuffer(fixed_width.buffers()[1], dtype=np.int64)
+    start = offsets[fixed_width.offset]
+    data = np.frombuffer(fixed_width.buffers()[2] or b"", dtype=np.uint8)
+    body = data[start : start + width * len(fixed_width)]
+    return body.reshape(len(fixed_width), width) - ord("0")
+
+
+def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as a numpy bool array, null counted as false."""
+    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
