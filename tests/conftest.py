@@ -163,7 +163,10 @@ def airflow_standalone(stack: Stack) -> Iterator[AirflowServer]:
     pid_file = Path(os.environ["STACK_DIR"]) / "run" / "airflow-standalone.pid"
     url = f"http://127.0.0.1:{stack.airflow_api_port}"
     log = (Path(os.environ["STACK_DIR"]) / "logs" / "airflow-standalone.log").open("w")
-    restore_sigint = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    restore_sigint = (  # a process started in the background ignores SIGINT
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
     venv_bin = Path(sys.executable).parent  # standalone starts its components as `airflow ...`
     process = subprocess.Popen(
         [sys.executable, "-c", restore_sigint, str(venv_bin / "airflow"), "standalone"],
