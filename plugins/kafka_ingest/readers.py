@@ -50,7 +50,8 @@ Decisions taken where EXTRACTS.md is silent:
 - A file that cannot be read at all (missing, corrupt gzip, deleted mid-read, corrupt Parquet)
   raises :class:`ExtractReadError` naming the file, when it is met: batches already yielded stay
   valid, and the caller must not treat the file as done.
-- The field size limit is set on the ``csv`` module, which only has a process-wide one.
+- The field size limit is set on the ``csv`` module (it only has a process-wide one) while the
+  reader runs, and restored whenever it yields.
 """
 
 from __future__ import annotations
@@ -405,9 +406,25 @@ class _TextReader:
 class _CsvReader(_TextReader):
     def __init__(self, spec: _Spec, limits: _Limits, lines: _Lines) -> None:
         super().__init__(spec, limits, lines)
-        csv.field_size_limit(limits.field)
         self.reader = csv.reader(self.source, delimiter=spec.options.csv_delimiter, strict=True)
         self.header: list[str] = []
+
+    def batches(self) -> Iterator[ReadBatch]:
+        """Like the base loop, with our field limit in force only while this reader runs.
+
+        The ``csv`` module has one process-wide limit; restoring it before every yield keeps
+        other readers and other code (and tests) in the process on their own limit.
+        """
+        inner = super().batches()
+        while True:
+            previous = csv.field_size_limit(self.limits.field)
+            try:
+                batch = next(inner, None)
+            finally:
+                csv.field_size_limit(previous)
+            if batch is None:
+                return
+            yield batch
 
     def _start(self) -> list[int | None] | None:
         try:

@@ -546,3 +546,13 @@ def test_csv_written_by_csv_writer_reads_back_identically(
     assert [b.last_row for b in batches] == list(range(batch_rows, len(body), batch_rows)) + [
         len(body)
     ] * bool(body)
+
+
+def test_the_csv_modules_field_limit_is_restored_while_batches_are_out(tmp_path: Path) -> None:
+    before = csv.field_size_limit()
+    path = write(tmp_path / "part-1.csv", "a,b\n" + "1,2\n" * 30)
+    batches = read_extract(path, columns=("a", "b"), batch_rows=10, field_size_limit=1000)
+    next(batches)
+    assert csv.field_size_limit() == before
+    assert sum(b.table.num_rows for b in batches) == 20
+    assert csv.field_size_limit() == before
