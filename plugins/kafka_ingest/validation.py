@@ -7,9 +7,11 @@ milliseconds: validate large batches, not single rows.
 
 Row rules run with ``result_format="COMPLETE"``, so GX reports every failing row, never a sample;
 its ``unexpected_index_list`` holds index labels, which are row positions because the frame is
-validated with a fresh ``RangeIndex``. GX skips nulls in column-map expectations, so a spec pairs
-every rule with a ``*_required`` rule (``expect_column_values_to_not_be_null``) and keeps its
-derived boolean columns free of nulls.
+validated with a fresh ``RangeIndex``. GX skips nulls in column-map expectations, so a null must
+never be able to pass: the topic specs check derived boolean columns (``value_set=[True]``) that
+are never null, and the validator refuses a batch in which one is; a rule on a raw column needs a
+companion ``expect_column_values_to_not_be_null`` rule (see ``test_validation``'s toy spec). GX only
+sees the columns the rules read, which also keeps its per-batch cost down.
 
 Batch rules (the frame has every column the rules need, plus the spec's ``batch_rules``) do not
 reject rows: they fail the file with :class:`BatchRuleError`, as does a row rule that GX could not

@@ -236,7 +236,7 @@ def struct_lists_to_python(lists: pa.Array | pa.ChunkedArray) -> list[list[dict[
     columns = [pc.struct_field(flat, name).to_pylist() for name in names]
     elements = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
     ends = np.cumsum(pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)).tolist()
-    return [elements[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    return [elements[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _parse_digits(digits: pa.Array, max_digits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -214,6 +214,12 @@ def test_value_sets_match_the_avro_enums() -> None:
     assert (tuple(enums["status"]), tuple(enums["currency"])) == (STATUSES, CURRENCIES)
 
 
+def test_an_empty_batch_gives_no_records(validator: BatchValidator) -> None:
+    prepared = ORDERS.prepare(frame_of([]))
+    assert validator.validate(prepared).failed_rules == {}
+    assert ORDERS.to_records(prepared) == []
+
+
 def test_prepare_keeps_rows_order_and_extract_columns() -> None:
     frame = frame_of([VALID, {**VALID, "order_number": ""}, VALID]).set_axis([7, 3, 5])
     prepared = ORDERS.prepare(frame)
