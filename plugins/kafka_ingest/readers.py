@@ -210,6 +210,8 @@ class _Spec:
 
 
 class _Limits:
+    """Batch limits (records, characters) and the field size limit."""
+
     def __init__(self, rows: int, chars: int, field: int) -> None:
         self.rows, self.chars, self.field = rows, chars, field
 
@@ -404,6 +406,8 @@ class _TextReader:
 
 
 class _CsvReader(_TextReader):
+    """CSV through the C ``csv`` parser; strict, so bad quoting is seen instead of guessed at."""
+
     def __init__(self, spec: _Spec, limits: _Limits, lines: _Lines) -> None:
         super().__init__(spec, limits, lines)
         self.reader = csv.reader(self.source, delimiter=spec.options.csv_delimiter, strict=True)
@@ -430,7 +434,9 @@ class _CsvReader(_TextReader):
         try:
             header = next((row for row in self.reader if row), [])
         except csv.Error as exc:
-            raise ExtractReadError(self.spec.file, f"unreadable header ({exc})") from exc
+            raise ExtractReadError(
+                self.spec.file, f"line {self.reader.line_num}: unreadable header ({exc})"
+            ) from exc
         if self.lines.too_long:
             raise ExtractReadError(self.spec.file, "header line longer than the field size limit")
         self.header = [_clean(name) for name in header]
@@ -438,6 +444,11 @@ class _CsvReader(_TextReader):
         return _header_picks(self.spec, self.header) if self.header else None
 
     def _fill(self, batch: _Batch) -> bool:
+        """The hot loop: a clean row costs a length check, a flag check and an append.
+
+        Everything else (blank lines, rejects, Arrow chunks, the batch limits) is handled off the
+        clean path, between runs of at most ``_STEP`` records.
+        """
         lines, reader, pending = self.lines, self.reader, self.lines.pending
         width, append, limit = len(self.header), batch.rows.append, self.limits.rows
         budget = lines.chars + self.limits.chars
@@ -516,6 +527,8 @@ def _header_picks(spec: _Spec, header: list[str]) -> list[int | None]:
 
 
 class _JsonlReader(_TextReader):
+    """JSON Lines, one ``json`` parse per line; numbers keep their text (see the module docstring)."""
+
     line_number = 0
 
     def _start(self) -> list[int | None] | None:

@@ -230,6 +230,23 @@ def test_object_with_open_is_read_through_it(tmp_path: Path) -> None:
     assert rows(read(tmp_path / "part-1.jsonl")) == [(1, {"a": "1", "b": "2"})]
 
 
+def test_upath_directory_lists_and_reads_entries_of_its_own_type(memory_dir: Any) -> None:
+    upath = pytest.importorskip("upath")
+    fs, root = memory_dir
+    fs.pipe({f"{root}/part-2.csv": b"a,b\n1,2\n", f"{root}/part-1.jsonl.gz": gzip.compress(b'{"a": "x"}\n')})
+    files = list_part_files(upath.UPath(f"memory://{root}"))
+    assert [(type(f).__name__, f.name) for f in files] == [
+        ("MemoryPath", "part-1.jsonl.gz"),
+        ("MemoryPath", "part-2.csv"),
+    ]
+    assert [rows(read(f))[0][1]["a"] for f in files] == ["x", "1"]
+
+
+def test_unreadable_header_names_the_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(ExtractReadError, match=r"part-1\.csv: line 2: unreadable header"):
+        read(write(tmp_path / "part-1.csv", '\n"a"x,b\n1,2\n'))
+
+
 def test_missing_file_raises_extract_read_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ExtractReadError, match=r"part-9\.csv"):
         read(str(tmp_path / "part-9.csv"))
