@@ -17,6 +17,9 @@ import pyarrow as pa
 
 from kafka_ingest.specs import Stage
 
+#: Kafka record headers as confluent-kafka takes them.
+Headers = list[tuple[str, str | bytes | None]]
+
 
 @dataclass(frozen=True)
 class RejectedRow:

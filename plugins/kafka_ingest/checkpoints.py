@@ -1,0 +1,178 @@
+"""Source positions on a compacted Kafka topic, written in the same transaction as each batch.
+
+Because a batch's records, its DLQ records and its checkpoint commit or abort together, the last
+committed checkpoint of a file is exactly how far that file has been published: a retry resumes
+after it and republishes nothing. One record per file key (``<topic>/<dataset>/<date>/<file
+name>``), the latest wins (the topic is compacted).
+
+Reading the checkpoint is done only after the producer's ``init_transactions()``, which fences an
+older attempt and aborts its open transaction: from then on nothing can change our key behind our
+back. Other files' producers may still hold open transactions on the same partition, so the read
+goes on (read_committed) until the consumer has passed the partition's *high watermark*, not just
+its last stable offset; otherwise a committed checkpoint that sits behind another producer's open
+transaction would be missed and its batches published twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+#: Where every topic's checkpoints go unless an operator says otherwise.
+DEFAULT_CHECKPOINT_TOPIC = "_kafka_ingest.checkpoints"
+_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    # Small segments so compaction actually runs on a low-traffic topic.
+    "segment.ms": str(6 * 3600 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
+class CheckpointReadTimeout(Exception):
+    """The checkpoint topic could not be read to its end in time (a retry may succeed)."""
+
+
+@dataclass
+class Checkpoint:
+    """How far one extract file has been published, and with what outcome so far.
+
+    ``rows_done`` is the highest record number whose fate (published, DLQ) is committed;
+    ``published`` and ``dlq`` are cumulative over every attempt that contributed.
+    """
+
+    key: str
+    fingerprint: str
+    rows_done: int = 0
+    complete: bool = False
+    published: int = 0
+    dlq: int = 0
+    batches: int = 0
+    run_id: str = ""
+    try_number: int = 0
+    updated_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> Checkpoint:
+        data: dict[str, Any] = json.loads(payload)
+        known = {name for name in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def checkpoint_key(topic: str, dataset: str, date: str, file_name: str) -> str:
+    """The identity of one unit of work: a file of a dataset's day, published to a topic."""
+    return f"{topic}/{dataset}/{date}/{file_name}"
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """A stable partition for a key, so a reader needs to scan one partition only."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+class CheckpointStore:
+    """Reads and locates checkpoints on the checkpoint topic.
+
+    Writing is the publisher's job (inside its transaction); this class says where to write
+    (``partition``) and what was last committed (``load``).
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        *,
+        client_config: dict[str, Any],
+        read_timeout_s: float = 60.0,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+    ) -> None:
+        self.topic = topic
+        self._config = client_config
+        self._read_timeout_s = read_timeout_s
+        self._consumer_factory = consumer_factory
+        self._partitions: int | None = None
+
+    def ensure_topic(self, timeout_s: float = 30.0) -> None:
+        """Create the compacted checkpoint topic if it does not exist yet."""
+        admin = AdminClient(self._admin_config())
+        metadata = admin.list_topics(timeout=timeout_s)
+        if self.topic not in metadata.topics:
+            futures = admin.create_topics(
+                [NewTopic(self.topic, num_partitions=1, replication_factor=-1, config=_TOPIC_CONFIG)]
+            )
+            try:
+                futures[self.topic].result(timeout=timeout_s)
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+            metadata = admin.list_topics(topic=self.topic, timeout=timeout_s)
+        self._partitions = len(metadata.topics[self.topic].partitions)
+
+    def partition(self, key: str) -> int:
+        if self._partitions is None:
+            self.ensure_topic()
+        assert self._partitions is not None
+        return partition_for(key, self._partitions)
+
+    def load(self, key: str) -> Checkpoint | None:
+        """The last committed checkpoint for ``key``, or None if the file was never started."""
+        partition = self.partition(key)
+        high = self._high_watermark(partition)
+        if high == 0:
+            return None
+        consumer = self._consumer_factory(
+            {
+                **self._consumer_config(),
+                "group.id": "kafka-ingest-checkpoint-reader",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)])
+            return self._scan(consumer, partition, key, high)
+        finally:
+            consumer.close()
+
+    def _scan(self, consumer: Consumer, partition: int, key: str, high: int) -> Checkpoint | None:
+        latest: Checkpoint | None = None
+        deadline = time.monotonic() + self._read_timeout_s
+        encoded_key = key.encode()
+        while True:
+            position = consumer.position([TopicPartition(self.topic, partition)])[0].offset
+            if position >= high:
+                return latest
+            if time.monotonic() > deadline:
+                raise CheckpointReadTimeout(
+                    f"Checkpoint topic {self.topic}[{partition}] could not be read up to offset {high} "
+                    f"within {self._read_timeout_s:.0f}s (stuck at {position}): another producer may hold "
+                    "an open transaction; a retry will read it again."
+                )
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                if message.key() == encoded_key:
+                    value = message.value()
+                    latest = Checkpoint.from_json(value) if value else None
+
+    def _high_watermark(self, partition: int) -> int:
+        admin = AdminClient(self._admin_config())
+        tp = TopicPartition(self.topic, partition)
+        futures = admin.list_offsets(
+            {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_UNCOMMITTED
+        )
+        return int(futures[tp].result(timeout=self._read_timeout_s).offset)
+
+    def _admin_config(self) -> dict[str, Any]:
+        return {k: v for k, v in self._config.items() if not k.startswith(("transactional.", "enable.idem"))}
+
+    def _consumer_config(self) -> dict[str, Any]:
+        return self._admin_config()

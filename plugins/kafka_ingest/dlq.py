@@ -1,0 +1,180 @@
+"""Dead-letter envelopes: what a rejected row looks like on ``<topic>.dlq``.
+
+An envelope is a JSON object a person on call can read without tools: the stage and rules that
+rejected the row, where it came from, which run read it, and the original row. Two policies keep it
+safe to publish:
+
+* **Masking.** The spec's sensitive columns are masked, and any Luhn-valid 12-19 digit sequence in
+  free text (a raw line that could not be split into columns, an error message, a mislabelled
+  column) is masked to its last four digits, so a card number cannot leak through a DLQ record.
+* **Bounded size.** An envelope never exceeds ``max_bytes`` (below the broker's message limit):
+  long values are cut first, then the whole original, and ``truncated`` says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka_ingest.batches import Headers, RejectedRow
+from kafka_ingest.specs import TopicSpec
+
+#: Envelopes stay below librdkafka's and the broker's default 1 MB message limit.
+DEFAULT_MAX_ENVELOPE_BYTES = 256 * 1024
+_MAX_MESSAGE_CHARS = 2_000
+_MAX_VALUE_CHARS = 4_096
+
+_PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){11,18}(?![0-9])")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum of a string of decimal digits."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def mask_pan(value: str) -> str:
+    """Mask every digit of a card number but the last four, keeping its separators."""
+    digits_seen = sum(char.isdigit() for char in value)
+    keep_from = digits_seen - 4
+    out = []
+    seen = 0
+    for char in value:
+        if char.isdigit():
+            out.append(char if seen >= keep_from else "*")
+            seen += 1
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def scrub_pans(text: str) -> str:
+    """Mask anything in free text that looks like a card number (12-19 digits, Luhn-valid)."""
+    if not any(char.isdigit() for char in text):
+        return text
+
+    def _mask(match: re.Match[str]) -> str:
+        candidate = match.group(0)
+        digits = re.sub(r"[ -]", "", candidate)
+        return mask_pan(candidate) if luhn_valid(digits) else candidate
+
+    return _PAN_CANDIDATE.sub(_mask, text)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Which run read a row: the DLQ's ``run`` block and the ``dag/run/task`` headers."""
+
+    dag_id: str = ""
+    run_id: str = ""
+    task_id: str = ""
+    map_index: int = -1
+    try_number: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+            "try_number": self.try_number,
+        }
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a batch came from: the DLQ's ``source`` block."""
+
+    dataset: str
+    date: str
+    file: str
+
+
+class DlqEnvelopeBuilder:
+    """Turns :class:`RejectedRow` values into masked, bounded DLQ message values."""
+
+    def __init__(self, spec: TopicSpec, run: RunInfo, *, max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES) -> None:
+        self._spec = spec
+        self._run = run.as_dict()
+        self._max_bytes = max_bytes
+
+    def build(self, rejected: RejectedRow, source: SourceInfo) -> bytes:
+        envelope: dict[str, Any] = {
+            "topic": self._spec.topic,
+            "stage": str(rejected.stage),
+            "error_type": rejected.error_type,
+            "error_message": _cut(scrub_pans(rejected.message), _MAX_MESSAGE_CHARS),
+            "failed_rules": list(rejected.rules),
+            "source": {
+                "dataset": source.dataset,
+                "date": source.date,
+                "file": source.file,
+                "row": rejected.row,
+            },
+            "run": self._run,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "original": self._masked_original(rejected.original),
+            "truncated": False,
+        }
+        return self._bounded(envelope)
+
+    def _masked_original(self, original: Mapping[str, Any] | str | None) -> Any:
+        if original is None:
+            return None
+        if isinstance(original, str):
+            return scrub_pans(original)
+        masked = self._spec.mask_row(original)
+        return {
+            str(column): scrub_pans(value) if isinstance(value, str) else value
+            for column, value in masked.items()
+        }
+
+    def _bounded(self, envelope: dict[str, Any]) -> bytes:
+        encoded = _dumps(envelope)
+        if len(encoded) <= self._max_bytes:
+            return encoded
+        envelope["truncated"] = True
+        original = envelope["original"]
+        if isinstance(original, dict):
+            envelope["original"] = {
+                key: _cut(value, _MAX_VALUE_CHARS) if isinstance(value, str) else value
+                for key, value in original.items()
+            }
+        elif isinstance(original, str):
+            envelope["original"] = _cut(original, _MAX_VALUE_CHARS)
+        encoded = _dumps(envelope)
+        if len(encoded) <= self._max_bytes:
+            return encoded
+        envelope["original"] = _cut(json.dumps(envelope["original"], ensure_ascii=False), 1_024)
+        return _dumps(envelope)
+
+
+def dlq_headers(rejected: RejectedRow, source: SourceInfo) -> Headers:
+    """Headers that let consumers route DLQ records without parsing the envelope."""
+    return [
+        ("dlq.stage", str(rejected.stage).encode()),
+        ("dlq.error_type", rejected.error_type.encode()),
+        ("source.file", source.file.encode()),
+        ("source.row", str(rejected.row).encode()),
+    ]
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+
+
+def _dumps(envelope: Mapping[str, Any]) -> bytes:
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), default=str).encode()

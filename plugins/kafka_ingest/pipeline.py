@@ -1,0 +1,528 @@
+"""One ingestion run: extract files → validation → Avro → transactional batches, reconciled.
+
+:class:`IngestionJob` owns the order of operations for each file, which is what makes a run
+exactly-once:
+
+1. fingerprint the file; create its producer and ``init_transactions()`` (fences older attempts);
+2. read the file's checkpoint (only now: nothing can change it any more) and decide — complete
+   and unchanged: skip; changed since a partial or complete publish: fail unless reprocessing;
+   partial: resume after ``rows_done``;
+3. per batch: validate, encode, and commit records + DLQ records + checkpoint in one transaction;
+4. mark the file complete; reconcile rows read = published + DLQ + skipped.
+
+Nothing here imports Airflow: the operator wires in connections and run ids, the benchmark uses
+the job directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from confluent_kafka import Producer
+
+from kafka_ingest.batches import Headers, ReadBatch, RejectedRow
+from kafka_ingest.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
+from kafka_ingest.dedup import DuplicateIndex
+from kafka_ingest.dlq import DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_headers
+from kafka_ingest.errors import PermanentError
+from kafka_ingest.metrics import TopicMetrics
+from kafka_ingest.publisher import (
+    BatchToPublish,
+    BudgetExceeded,
+    OutgoingMessage,
+    TransactionalPublisher,
+)
+from kafka_ingest.readers import fingerprint, read_extract
+from kafka_ingest.serde import AvroEncoder
+from kafka_ingest.specs import Stage, TopicSpec
+from kafka_ingest.validation import BatchValidator
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 5.0
+
+
+class ExtractChangedError(PermanentError):
+    """A file changed after part of it was published; mixing versions would corrupt the topic."""
+
+
+class ReconciliationError(PermanentError):
+    """Rows read != published + DLQ + skipped: something was lost or counted twice."""
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The knobs of one run (the operator's arguments, minus the Airflow wiring)."""
+
+    extract_date: str
+    batch_size: int = 50_000
+    reprocess: bool = False
+    dry_run: bool = False
+    max_dlq_ratio: float | None = 0.1
+    max_dlq_rows: int | None = None
+    max_attempts: int = 3
+    timeout_s: float = 60.0
+
+
+@dataclass
+class FileSummary:
+    """What happened to one file; the job's XCom summary lists these."""
+
+    file: str
+    fingerprint: str = ""
+    status: str = "published"
+    rows_read: int = 0
+    published: int = 0
+    dlq: int = 0
+    skipped: int = 0
+    batches: int = 0
+    dlq_by_stage: dict[str, int] = field(default_factory=dict)
+    checkpoint: str = ""
+
+    def reconciles(self) -> bool:
+        return self.rows_read == self.published + self.dlq + self.skipped
+
+
+ProducerFactory = Callable[[str], Producer]
+
+
+@dataclass
+class _Prepared:
+    records: list[OutgoingMessage]
+    rejected: list[RejectedRow]
+    skipped: int
+
+
+class IngestionJob:
+    """Publishes a set of extract files of one dataset day to a spec's topic.
+
+    :param producer_factory: transactional id → a new (not yet initialised) producer.
+    :param checkpoints: the checkpoint store (None only for dry runs).
+    :param encoder: the Avro encoder bound to the registered schema id.
+    """
+
+    def __init__(
+        self,
+        spec: TopicSpec,
+        settings: JobSettings,
+        *,
+        encoder: AvroEncoder,
+        producer_factory: ProducerFactory | None,
+        checkpoints: CheckpointStore | None,
+        metrics: TopicMetrics,
+        run: RunInfo,
+    ) -> None:
+        if not settings.dry_run and (producer_factory is None or checkpoints is None):
+            raise ValueError("A job that publishes needs a producer factory and a checkpoint store.")
+        self.spec = spec
+        self.settings = settings
+        self._encoder = encoder
+        self._producer_factory = producer_factory
+        self._checkpoints = checkpoints
+        self._metrics = metrics
+        self._run = run
+        self._validator = BatchValidator(spec)
+        self._dlq = DlqEnvelopeBuilder(spec, run)
+        self._duplicates = DuplicateIndex.empty()
+        self._rows_read_total = 0
+        self._dlq_total = 0
+
+    def run(self, files: Sequence[str], day_files: Sequence[str] | None = None) -> list[FileSummary]:
+        """Publish ``files`` in name order; ``day_files`` (default: ``files``) scope the duplicate rule."""
+        ordered = sorted(files, key=_file_name)
+        if self.spec.unique_key:
+            self._duplicates = self._scan_duplicates(sorted(day_files or files, key=_file_name), ordered)
+        summaries = []
+        for path in ordered:
+            summary = self._ingest_file(path)
+            if not summary.reconciles():
+                raise ReconciliationError(
+                    f"{path}: rows read {summary.rows_read} != published {summary.published} + DLQ "
+                    f"{summary.dlq} + skipped {summary.skipped}."
+                )
+            summaries.append(summary)
+        return summaries
+
+    # -- one file -------------------------------------------------------------------------
+
+    def _ingest_file(self, path: str) -> FileSummary:
+        name = _file_name(path)
+        summary = FileSummary(file=path, fingerprint=fingerprint(path))
+        key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
+        summary.checkpoint = key
+        if self.settings.dry_run:
+            self._stream(path, summary, resume_after=0, publisher=None, key=key)
+            summary.status = "dry run"
+            return summary
+        assert self._producer_factory is not None
+        assert self._checkpoints is not None
+        publisher = TransactionalPublisher(
+            self._producer_factory(transactional_id_for(key)),
+            transactional_id=transactional_id_for(key),
+            max_attempts=self.settings.max_attempts,
+            timeout_s=self.settings.timeout_s,
+        )
+        publisher.init()
+        try:
+            previous = self._checkpoints.load(key)
+            resume_after = self._resume_position(path, summary, previous)
+            if previous is not None and previous.complete and resume_after is None:
+                summary.status = "already published"
+                summary.rows_read = summary.skipped = previous.rows_done
+                log.info("%s was already published completely (%s); nothing to do.", path, key)
+                self._metrics.incr("rows_skipped", previous.rows_done)
+                return summary
+            start = resume_after or 0
+            base = previous if start and previous is not None else None
+            checkpoint = self._stream(
+                path, summary, resume_after=start, publisher=publisher, key=key, base=base
+            )
+            checkpoint.complete = True
+            publisher.publish(BatchToPublish([], [], lambda _batch: self._checkpoint_message(checkpoint)))
+            if start:
+                summary.status = f"resumed after row {start}"
+        finally:
+            publisher.close()
+        return summary
+
+    def _resume_position(self, path: str, summary: FileSummary, previous: Checkpoint | None) -> int | None:
+        """Where to start; None means "complete and unchanged". Raises when the file changed."""
+        if previous is None or self.settings.reprocess:
+            if previous is not None:
+                log.warning("Reprocessing %s: republishing it from row 1 as asked.", path)
+            return 0
+        if previous.fingerprint != summary.fingerprint:
+            raise ExtractChangedError(
+                f"{path} changed since rows 1-{previous.rows_done} of it were published (fingerprint "
+                f"{previous.fingerprint} then, {summary.fingerprint} now). Nothing of the new version "
+                "was published. Restore the original file, or rerun with reprocess=True to publish the "
+                "new version in full."
+            )
+        if previous.complete:
+            return None
+        log.info(
+            "Resuming %s after row %d (checkpoint of try %d).", path, previous.rows_done, previous.try_number
+        )
+        return previous.rows_done
+
+    def _stream(
+        self,
+        path: str,
+        summary: FileSummary,
+        *,
+        resume_after: int,
+        publisher: TransactionalPublisher | None,
+        key: str,
+        base: Checkpoint | None = None,
+    ) -> Checkpoint:
+        """Publish the file's batches after ``resume_after``; returns the last checkpoint written."""
+        checkpoint = Checkpoint(
+            key=key, fingerprint=summary.fingerprint, run_id=self._run.run_id, try_number=self._run.try_number
+        )
+        if base is not None:
+            checkpoint.rows_done, checkpoint.published = base.rows_done, base.published
+            checkpoint.dlq, checkpoint.batches = base.dlq, base.batches
+        source = SourceInfo(self.spec.dataset, self.settings.extract_date, path)
+        progress = _Progress(path)
+        for batch in self._read(path):
+            prepared = self._prepare(batch, resume_after)
+            summary.rows_read += batch.rows_read
+            summary.skipped += prepared.skipped
+            if not prepared.records and not prepared.rejected:
+                progress.update(summary.rows_read)
+                continue
+            checkpoint.rows_done = batch.last_row
+            self._commit(prepared, source, summary, checkpoint, publisher)
+            progress.update(summary.rows_read)
+        progress.done(summary)
+        return checkpoint
+
+    def _commit(
+        self,
+        prepared: _Prepared,
+        source: SourceInfo,
+        summary: FileSummary,
+        checkpoint: Checkpoint,
+        publisher: TransactionalPublisher | None,
+    ) -> None:
+        dlq = [self._dlq_message(r, source) for r in sorted(prepared.rejected, key=lambda r: r.row)]
+        self._rows_read_total += len(prepared.records) + len(prepared.rejected)
+        stages = _stages(prepared.rejected)
+        if publisher is None:
+            published, dlq_count = len(prepared.records), len(dlq)
+        else:
+            batch = BatchToPublish(
+                prepared.records,
+                dlq,
+                lambda current: self._checkpoint_message(_advanced(checkpoint, current)),
+                on_too_large=lambda message, why: self._too_large(message, why, source),
+            )
+            result = publisher.publish(batch, before_commit=self._check_budget)
+            published, dlq_count = result.published, result.dlq
+            checkpoint.published += published
+            checkpoint.dlq += dlq_count
+            checkpoint.batches += 1
+            if result.moved_to_dlq:
+                stages[str(Stage.PRODUCE)] = stages.get(str(Stage.PRODUCE), 0) + len(result.moved_to_dlq)
+            self._metrics.timing("commit_latency", result.commit_seconds)
+            self._metrics.incr("batches_committed")
+            self._metrics.incr("batches_aborted", result.attempts - 1)
+        self._dlq_total += dlq_count
+        summary.published += published
+        summary.dlq += dlq_count
+        summary.batches += 1
+        for stage, count in stages.items():
+            summary.dlq_by_stage[stage] = summary.dlq_by_stage.get(stage, 0) + count
+            self._metrics.incr(f"rows_dlq.{stage}", count)
+        self._metrics.incr("rows_published", published)
+        self._metrics.incr("rows_dlq", dlq_count)
+
+    def _check_budget(self, batch: BatchToPublish) -> None:
+        """Called with the batch produced but not committed: over budget, it is aborted."""
+        dlq_total = self._dlq_total + len(batch.dlq)
+        ratio = dlq_total / max(1, self._rows_read_total)
+        limit_rows, limit_ratio = self.settings.max_dlq_rows, self.settings.max_dlq_ratio
+        if (limit_rows is not None and dlq_total > limit_rows) or (
+            limit_ratio is not None and ratio > limit_ratio
+        ):
+            raise BudgetExceeded(
+                f"Error budget exceeded for {self.spec.topic}: {dlq_total} of {self._rows_read_total} "
+                f"rows read so far ({ratio:.1%}) would go to {self.spec.dlq_topic} (max_dlq_rows="
+                f"{limit_rows}, max_dlq_ratio={limit_ratio}). The open transaction was aborted; fix the "
+                "extract or raise the budget."
+            )
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def _read(self, path: str) -> Iterable[ReadBatch]:
+        return read_extract(
+            path,
+            columns=self.spec.columns,
+            optional_columns=self.spec.optional_columns,
+            json_columns=self.spec.reader.json_columns,
+            batch_rows=self.settings.batch_size,
+            options=self.spec.reader,
+        )
+
+    def _prepare(self, batch: ReadBatch, resume_after: int) -> _Prepared:
+        table, rows, rejected, skipped = batch.table, batch.row_numbers, list(batch.rejected), 0
+        self._metrics.incr("rows_read", batch.rows_read)
+        if resume_after and batch.last_row <= resume_after:
+            return _Prepared([], [], batch.rows_read)
+        if resume_after:
+            keep = rows > resume_after
+            skipped = int((~keep).sum()) + sum(r.row <= resume_after for r in rejected)
+            table, rows = table.filter(pa.array(keep)), rows[keep]
+            rejected = [r for r in rejected if r.row > resume_after]
+        if table.num_rows == 0:
+            return _Prepared([], rejected, skipped)
+        started = time.monotonic()
+        frame = table.to_pandas()
+        if self.spec.unique_key:
+            frame["_first_occurrence"] = self._duplicates.is_first_occurrence(
+                _file_name(batch.file), rows, table.column(self.spec.key_field)
+            )
+        prepared = self.spec.prepare(frame)
+        outcome = self._validator.validate(prepared)
+        self._metrics.timing("validate_latency", time.monotonic() - started)
+        for position, rules in sorted(outcome.failed_rules.items()):
+            rejected.append(
+                RejectedRow(
+                    row=int(rows[position]),
+                    stage=Stage.VALIDATE,
+                    error_type="ExpectationFailed",
+                    message=f"row failed {len(rules)} rule(s): {', '.join(rules)}",
+                    rules=tuple(rules),
+                    original=table.slice(position, 1).to_pylist()[0],
+                )
+            )
+        valid_positions = np.flatnonzero(outcome.valid)
+        self._metrics.incr("rows_valid", len(valid_positions))
+        records = self._encode(batch.file, table, rows, prepared, outcome.valid, valid_positions, rejected)
+        return _Prepared(records, rejected, skipped)
+
+    def _encode(
+        self,
+        path: str,
+        table: pa.Table,
+        rows: np.ndarray,
+        prepared: Any,
+        valid: np.ndarray,
+        positions: np.ndarray,
+        rejected: list[RejectedRow],
+    ) -> list[OutgoingMessage]:
+        started = time.monotonic()
+        values, errors = self._encoder.encode_batch(self.spec.to_records(prepared[valid]))
+        self._metrics.timing("serialize_latency", time.monotonic() - started)
+        for index, error_type, message in errors:
+            position = int(positions[index])
+            rejected.append(
+                RejectedRow(
+                    row=int(rows[position]),
+                    stage=Stage.SERIALIZE,
+                    error_type=error_type,
+                    message=message,
+                    original=table.slice(position, 1).to_pylist()[0],
+                )
+            )
+        keys = table.column(self.spec.key_field).take(pa.array(positions)).to_pylist()
+        common = self._common_headers(path)
+        correlation = _correlation_prefix(self.spec.topic, self.settings.extract_date, _file_name(path))
+        messages = []
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            row = int(rows[positions[index]])
+            headers = [
+                *common,
+                ("source.row", str(row).encode()),
+                ("correlation_id", f"{correlation}-{row}".encode()),
+            ]
+            messages.append(OutgoingMessage(self.spec.topic, value, keys[index].encode(), headers, row=row))
+        return messages
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _common_headers(self, path: str) -> Headers:
+        return [
+            ("event_type", self.spec.event_type.encode()),
+            ("source.file", path.encode()),
+            ("dag_id", self._run.dag_id.encode()),
+            ("run_id", self._run.run_id.encode()),
+            ("task_id", self._run.task_id.encode()),
+        ]
+
+    def _dlq_message(self, rejected: RejectedRow, source: SourceInfo) -> OutgoingMessage:
+        key = None
+        if isinstance(rejected.original, dict):
+            value = rejected.original.get(self.spec.key_field)
+            key = value.encode() if isinstance(value, str) and value else None
+        return OutgoingMessage(
+            self.spec.dlq_topic,
+            self._dlq.build(rejected, source),
+            key,
+            dlq_headers(rejected, source),
+            row=rejected.row,
+        )
+
+    def _too_large(self, message: OutgoingMessage, why: str, source: SourceInfo) -> OutgoingMessage:
+        rejected = RejectedRow(
+            row=message.row,
+            stage=Stage.PRODUCE,
+            error_type="RecordTooLarge",
+            message=f"{why}: the encoded record is {len(message.value)} bytes",
+            original={self.spec.key_field: (message.key or b"").decode()},
+        )
+        return self._dlq_message(rejected, source)
+
+    def _checkpoint_message(self, checkpoint: Checkpoint) -> OutgoingMessage:
+        assert self._checkpoints is not None
+        return OutgoingMessage(
+            self._checkpoints.topic,
+            checkpoint.to_json(),
+            checkpoint.key.encode(),
+            partition=self._checkpoints.partition(checkpoint.key),
+        )
+
+    def _scan_duplicates(self, day_files: Sequence[str], files: Sequence[str]) -> DuplicateIndex:
+        """Scan the key column of the day's files up to the last one this job publishes."""
+        last = _file_name(files[-1]) if files else ""
+        scope = [f for f in day_files if _file_name(f) <= last]
+
+        def chunks() -> Iterable[tuple[str, np.ndarray, pa.Array]]:
+            for path in scope:
+                for batch in read_extract(
+                    path,
+                    columns=(self.spec.key_field,),
+                    batch_rows=max(self.settings.batch_size, 100_000),
+                    options=self.spec.reader,
+                ):
+                    yield _file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
+
+        return DuplicateIndex.build(chunks())
+
+
+def _advanced(checkpoint: Checkpoint, batch: BatchToPublish) -> Checkpoint:
+    """The checkpoint as it will be once ``batch`` commits."""
+    return replace(
+        checkpoint,
+        published=checkpoint.published + len(batch.records),
+        dlq=checkpoint.dlq + len(batch.dlq),
+        batches=checkpoint.batches + 1,
+        updated_at=time.time(),
+    )
+
+
+def transactional_id_for(checkpoint_key: str) -> str:
+    """One transactional id per unit of work (topic, dataset, date, file), the same on every try.
+
+    Fencing and checkpoints must cover the same unit: whichever run, DAG or map index publishes a
+    file, a second attempt at the same file fences the first.
+    """
+    return f"kafka-ingest/{checkpoint_key}"
+
+
+def summarize(files: Sequence[FileSummary], *, topic: str, schema_id: int, dry_run: bool) -> dict[str, Any]:
+    """The small JSON-able summary the operator returns to XCom."""
+    totals = {
+        name: sum(getattr(f, name) for f in files)
+        for name in ("rows_read", "published", "dlq", "skipped", "batches")
+    }
+    return {
+        "topic": topic,
+        "schema_id": schema_id,
+        "dry_run": dry_run,
+        "files": len(files),
+        **totals,
+        "per_file": [asdict(f) for f in files],
+    }
+
+
+def _file_name(path: str) -> str:
+    return PurePosixPath(str(path).rstrip("/")).name
+
+
+def _correlation_prefix(topic: str, date: str, file_name: str) -> str:
+    return hashlib.sha1(f"{topic}|{date}|{file_name}".encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def _stages(rejected: Iterable[RejectedRow]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rejected:
+        counts[str(row.stage)] = counts.get(str(row.stage), 0) + 1
+    return counts
+
+
+class _Progress:
+    """Logs rows and rows/s every few seconds on long files."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._started = self._last = time.monotonic()
+
+    def update(self, rows: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY_S:
+            self._last = now
+            log.info("%s: %d rows so far, %.0f rows/s", self._path, rows, rows / (now - self._started))
+
+    def done(self, summary: FileSummary) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        log.info(
+            "%s: %d rows read, %d published, %d to DLQ, %d skipped in %.1fs (%.0f rows/s)",
+            self._path,
+            summary.rows_read,
+            summary.published,
+            summary.dlq,
+            summary.skipped,
+            elapsed,
+            summary.rows_read / elapsed,
+        )

@@ -1,0 +1,291 @@
+"""The transaction loop: one batch, its DLQ records and its checkpoint commit or abort together.
+
+This is the one place that talks to the producer. Per batch it begins a transaction, produces the
+valid records, the DLQ records and the checkpoint, and commits. What can go wrong, and what
+happens then:
+
+* a record the broker or librdkafka refuses as too large: the transaction is aborted, the record
+  is moved to the DLQ (stage ``produce``) and the batch is produced again;
+* an abortable error (``txn_requires_abort``: a delivery timeout, a broker that went away): the
+  transaction is aborted and the whole batch produced again, at most ``max_attempts`` times, then
+  :class:`PublishError` (retryable: Airflow's retry resumes from the last checkpoint);
+* a retriable commit error: the commit is retried within the same transaction;
+* a fatal error, notably being fenced by a newer attempt with the same transactional id:
+  :class:`ProducerFenced` / :class:`PublishError` at once, with nothing of the batch visible.
+
+A delivery failure therefore never passes silently: in a transaction, any failed message makes
+the commit fail, and the commit is what decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from kafka_ingest.batches import Headers
+from kafka_ingest.errors import PermanentError
+
+log = logging.getLogger(__name__)
+
+
+#: Throughput-oriented defaults; see docs/performance.md for how they were chosen.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "compression.type": "lz4",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "transaction.timeout.ms": 60_000,
+    "delivery.timeout.ms": 60_000,
+    "socket.timeout.ms": 30_000,
+    "statistics.interval.ms": 10_000,
+}
+
+#: What exactly-once needs; an operator or connection cannot override these.
+PRODUCER_REQUIRED: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "max.in.flight.requests.per.connection": 5,
+}
+
+#: Keys that only make sense for consumers or admin clients, dropped before building a producer.
+_NON_PRODUCER_KEYS = ("group.id", "auto.offset.reset", "enable.auto.commit", "isolation.level")
+
+
+def producer_config(
+    connection_config: Mapping[str, Any],
+    transactional_id: str,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Defaults < connection extra < operator overrides < what exactly-once requires."""
+    config = {**PRODUCER_DEFAULTS, **connection_config, **(overrides or {})}
+    for key in _NON_PRODUCER_KEYS:
+        config.pop(key, None)
+    config.update(PRODUCER_REQUIRED)
+    config["transactional.id"] = transactional_id
+    return config
+
+
+@dataclass
+class OutgoingMessage:
+    """One record to produce; ``row`` ties it back to its source row (0 for checkpoints)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers | None = None
+    partition: int = -1
+    row: int = 0
+
+
+@dataclass
+class BatchToPublish:
+    """What one transaction carries.
+
+    ``checkpoint`` builds the checkpoint record from the batch as it is about to be produced (a
+    retry may have moved records to the DLQ); ``on_too_large`` turns a record refused for its size
+    into its DLQ replacement.
+    """
+
+    records: list[OutgoingMessage]
+    dlq: list[OutgoingMessage]
+    checkpoint: Callable[[BatchToPublish], OutgoingMessage]
+    on_too_large: Callable[[OutgoingMessage, str], OutgoingMessage] | None = None
+
+
+@dataclass
+class BatchResult:
+    published: int
+    dlq: int
+    attempts: int
+    moved_to_dlq: list[int] = field(default_factory=list)
+    commit_seconds: float = 0.0
+
+
+class PublishError(Exception):
+    """A batch could not be committed; nothing of it is visible. A retry may succeed."""
+
+
+class ProducerFenced(PermanentError):
+    """A newer attempt of the same work took over the transactional id; this one must stop."""
+
+
+class BudgetExceeded(PermanentError):
+    """Raised by a batch check before commit; the open transaction is aborted first."""
+
+
+_TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE}
+_FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
+class TransactionalPublisher:
+    """Publishes batches through one transactional producer (one per unit of work)."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        *,
+        transactional_id: str,
+        max_attempts: int = 3,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._producer = producer
+        self.transactional_id = transactional_id
+        self._max_attempts = max_attempts
+        self._timeout_s = timeout_s
+        self._failed: list[tuple[KafkaError, Message]] = []
+
+    def init(self) -> None:
+        """Register the transactional id: fences older producers and aborts their open transaction."""
+        try:
+            self._producer.init_transactions(self._timeout_s)
+        except KafkaException as exc:
+            raise self._error("initialise transactions", exc) from exc
+
+    def publish(
+        self, batch: BatchToPublish, before_commit: Callable[[BatchToPublish], None] | None = None
+    ) -> BatchResult:
+        """Commit ``batch`` atomically, retrying abortable failures; see the module docstring."""
+        moved: list[int] = []
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                self._producer.begin_transaction()
+                self._produce_all(batch)
+                if before_commit is not None:
+                    before_commit(batch)
+                started = time.monotonic()
+                self._commit()
+                return BatchResult(
+                    published=len(batch.records),
+                    dlq=len(batch.dlq),
+                    attempts=attempt,
+                    moved_to_dlq=moved,
+                    commit_seconds=time.monotonic() - started,
+                )
+            except BudgetExceeded:
+                self._abort()
+                raise
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.fatal() or error.code() in _FENCED or not error.txn_requires_abort():
+                    raise self._error("commit a batch", exc) from exc
+                self._abort()
+                moved.extend(self._move_too_large(batch))
+                log.warning(
+                    "Transaction %s aborted (attempt %d/%d): %s",
+                    self.transactional_id,
+                    attempt,
+                    self._max_attempts,
+                    error.str(),
+                )
+        raise PublishError(
+            f"Transaction {self.transactional_id} failed {self._max_attempts} times; nothing of the "
+            "batch is visible and the next attempt resumes from the last checkpoint."
+        )
+
+    def close(self) -> None:
+        self._producer.flush(self._timeout_s)
+
+    def _produce_all(self, batch: BatchToPublish) -> None:
+        self._failed.clear()
+        for message in (*batch.records, *batch.dlq, batch.checkpoint(batch)):
+            self._produce(message)
+
+    def _produce(self, message: OutgoingMessage) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=message.headers,
+                    partition=message.partition,
+                    on_delivery=self._on_delivery,
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                if exc.args[0].code() in _TOO_LARGE:
+                    self._failed.append((exc.args[0], _Refused(message)))  # type: ignore[arg-type]
+                    raise KafkaException(
+                        KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "record too large", txn_requires_abort=True)
+                    ) from exc
+                raise
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failed.append((error, message))
+
+    def _commit(self) -> None:
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            try:
+                self._producer.commit_transaction(max(1.0, deadline - time.monotonic()))
+                return
+            except KafkaException as exc:
+                if exc.args[0].retriable() and time.monotonic() < deadline:
+                    continue
+                raise
+
+    def _abort(self) -> None:
+        try:
+            self._producer.abort_transaction(self._timeout_s)
+        except KafkaException as exc:
+            raise self._error("abort a transaction", exc) from exc
+
+    def _move_too_large(self, batch: BatchToPublish) -> list[int]:
+        """Replace records refused for their size by DLQ records, so the retry can succeed."""
+        rows = {
+            _header(message, "source.row") for error, message in self._failed if error.code() in _TOO_LARGE
+        }
+        rows.discard(None)
+        if not rows or batch.on_too_large is None:
+            return []
+        kept, moved = [], []
+        for record in batch.records:
+            if str(record.row) in rows:
+                batch.dlq.append(batch.on_too_large(record, "record too large for the broker"))
+                moved.append(record.row)
+            else:
+                kept.append(record)
+        batch.records[:] = kept
+        return moved
+
+    def _error(self, action: str, exc: KafkaException) -> Exception:
+        error: KafkaError = exc.args[0]
+        if error.code() in _FENCED:
+            return ProducerFenced(
+                f"Producer {self.transactional_id} was fenced while trying to {action}: a newer attempt "
+                "of the same work is running; this attempt stops without publishing."
+            )
+        kind = "fatal" if error.fatal() else "non-retriable"
+        return PublishError(
+            f"Producer {self.transactional_id} could not {action} ({kind} error {error.name()}: "
+            f"{error.str()}); nothing of the open batch is visible."
+        )
+
+
+class _Refused:
+    """Quacks like a delivered ``Message`` for a record refused at ``produce()`` time."""
+
+    def __init__(self, message: OutgoingMessage) -> None:
+        self._message = message
+
+    def topic(self) -> str:
+        return self._message.topic
+
+    def headers(self) -> Headers | None:
+        return self._message.headers
+
+
+def _header(message: Any, name: str) -> str | None:
+    for key, value in message.headers() or ():
+        if key == name:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None

@@ -1,0 +1,86 @@
+"""Assembles an :class:`IngestionJob` from connection settings, outside Airflow's reach.
+
+The operator calls this with what its hooks read from Airflow Connections; the benchmark and
+tests call it with plain settings. The schema pre-check happens here, once, before any producer
+exists, so an incompatible schema fails the run before anything is produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from kafka_ingest.checkpoints import CheckpointStore
+from kafka_ingest.dlq import RunInfo
+from kafka_ingest.metrics import TopicMetrics
+from kafka_ingest.pipeline import IngestionJob, JobSettings
+from kafka_ingest.publisher import producer_config
+from kafka_ingest.serde import (
+    AvroEncoder,
+    IncompatibleSchemaError,
+    LoadedSchema,
+    SchemaCheckError,
+    load_schema,
+    resolve_schema_id,
+)
+from kafka_ingest.specs import TopicSpec
+
+
+def build_job(
+    spec: TopicSpec,
+    settings: JobSettings,
+    *,
+    kafka_config: Mapping[str, Any],
+    registry_client: SchemaRegistryClient,
+    checkpoint_topic: str,
+    auto_register: bool,
+    metrics: TopicMetrics,
+    run: RunInfo,
+    producer_overrides: Mapping[str, Any] | None = None,
+) -> tuple[IngestionJob, int]:
+    """The job and the value schema id it encodes with."""
+    schema = load_schema(spec.schema_path)
+    if settings.dry_run:
+        schema_id = _dry_run_schema_id(registry_client, spec.subject, schema)
+    else:
+        schema_id = resolve_schema_id(registry_client, spec.subject, schema, auto_register=auto_register)
+    encoder = AvroEncoder(schema, schema_id)
+    if settings.dry_run:
+        return IngestionJob(
+            spec, settings, encoder=encoder, producer_factory=None, checkpoints=None, metrics=metrics, run=run
+        ), schema_id
+
+    checkpoints = CheckpointStore(checkpoint_topic, client_config=dict(kafka_config))
+    checkpoints.ensure_topic()
+
+    def producer_factory(transactional_id: str) -> Producer:
+        config = producer_config(kafka_config, transactional_id, producer_overrides)
+        config["stats_cb"] = metrics.record_librdkafka_stats
+        return Producer(config)
+
+    job = IngestionJob(
+        spec,
+        settings,
+        encoder=encoder,
+        producer_factory=producer_factory,
+        checkpoints=checkpoints,
+        metrics=metrics,
+        run=run,
+    )
+    return job, schema_id
+
+
+def _dry_run_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:
+    """A dry run never registers: the registered id if there is one, else 0.
+
+    An incompatible schema still fails the dry run, as it would fail the real one.
+    """
+    try:
+        return resolve_schema_id(client, subject, schema, auto_register=False)
+    except IncompatibleSchemaError:
+        raise
+    except SchemaCheckError:
+        return 0
