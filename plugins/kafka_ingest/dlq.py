@@ -14,62 +14,19 @@ safe to publish:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka_ingest.batches import Headers, RejectedRow
+from kafka_ingest.pan import scrub_pans
 from kafka_ingest.specs import TopicSpec
 
 #: Envelopes stay below librdkafka's and the broker's default 1 MB message limit.
 DEFAULT_MAX_ENVELOPE_BYTES = 256 * 1024
 _MAX_MESSAGE_CHARS = 2_000
 _MAX_VALUE_CHARS = 4_096
-
-_PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){11,18}(?![0-9])")
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a string of decimal digits."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
-def mask_pan(value: str) -> str:
-    """Mask every digit of a card number but the last four, keeping its separators."""
-    digits_seen = sum(char.isdigit() for char in value)
-    keep_from = digits_seen - 4
-    out = []
-    seen = 0
-    for char in value:
-        if char.isdigit():
-            out.append(char if seen >= keep_from else "*")
-            seen += 1
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def scrub_pans(text: str) -> str:
-    """Mask anything in free text that looks like a card number (12-19 digits, Luhn-valid)."""
-    if not any(char.isdigit() for char in text):
-        return text
-
-    def _mask(match: re.Match[str]) -> str:
-        candidate = match.group(0)
-        digits = re.sub(r"[ -]", "", candidate)
-        return mask_pan(candidate) if luhn_valid(digits) else candidate
-
-    return _PAN_CANDIDATE.sub(_mask, text)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ Interpretation decisions (EXTRACTS.md leaves these open; they apply to every top
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +50,6 @@ _MONEY = r"^(?P<sign>-?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]{1,2}))?$"
 _LOCAL_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
 _OFFSET = r"Z|[+-][0-9]{2}:[0-9]{2}"
 _CARD_WIDTH = 19
-_NOT_DIGIT = re.compile(r"[^0-9]")
 
 
 def checked(name: str) -> Rule:
@@ -166,19 +164,6 @@ def card_last4(values: pa.Array, valid: np.ndarray) -> pa.Array:
     """The last four digits of each valid card number (null elsewhere): all an event may carry."""
     last4 = pc.utf8_slice_codeunits(card_digits(values), -4)
     return pc.if_else(pa.array(valid), last4, None)
-
-
-def mask_card_number(value: str) -> str:
-    """Mask a card number, or anything that might be one, to at most its last four digits.
-
-    Only ASCII digits are kept; separators and junk are dropped so their layout cannot hint at the
-    number. At least four ``*`` always lead, and a value with four digits or fewer shows none of
-    them, so even a short fragment is never shown whole: ``4111-1111-1111-1111`` ->
-    ``************1111``, ``12`` -> ``****``.
-    """
-    digits = _NOT_DIGIT.sub("", value)
-    shown = digits[-4:] if len(digits) > 4 else ""
-    return "*" * max(len(digits) - 4, 4) + shown
 
 
 def cents_to_decimal_array(cents: np.ndarray, valid: np.ndarray) -> pa.Array:

@@ -22,7 +22,7 @@ rule                           passes when
 
 Cardholder data: the full card number never leaves the extract's own column. ``prepare`` derives
 only booleans and ``_card_last4`` from it, the record carries ``card_last4`` alone, and
-``masked_columns`` masks the column in DLQ records (:func:`._rules.mask_card_number`). A blank
+``masked_columns`` masks the column in DLQ records (:func:`kafka_ingest.pan.mask_card_number`). A blank
 card number (spaces only) counts as absent, like any blank value.
 """
 
@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from kafka_ingest.pan import mask_card_number
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.topics._rules import (
     CODE_PATTERN,
@@ -42,7 +43,6 @@ from kafka_ingest.topics._rules import (
     checked,
     full_match,
     luhn_card_numbers,
-    mask_card_number,
     millis_to_timestamp_array,
     one_of,
     parse_money,

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kafka_ingest.pan import mask_card_number
 from kafka_ingest.topics import payments
-from kafka_ingest.topics._rules import luhn_card_numbers, mask_card_number
+from kafka_ingest.topics._rules import luhn_card_numbers
 from kafka_ingest.topics.payments import CURRENCIES, METHODS, PAYMENTS, STATUSES
 from kafka_ingest.validation import BatchValidator
 
