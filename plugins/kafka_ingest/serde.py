@@ -25,6 +25,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import fastavro
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -363,6 +366,10 @@ class AvroEncoder:
                 errors.append((position, *self.describe_failure(record, exc)))
         return values, errors
 
+    def encode_table(self, table: pa.Table) -> tuple[list[bytes | None], list[tuple[int, str, str]]]:
+        """Encode an Avro-shaped Arrow table row by row: the reference path (see ``encoding.py``)."""
+        return self.encode_batch(records_from_table(table))
+
     def describe_failure(self, record: Any, exc: Exception) -> tuple[str, str]:
         """Return ``(error_type, message)`` naming the field and the problem, never the value."""
         if not isinstance(record, Mapping):
@@ -446,3 +453,34 @@ def _describe_type(avro_type: Any) -> str:
     if kind in ("record", "enum", "fixed"):
         return f"{kind} {str(avro_type.get('name', '')).rsplit('.', 1)[-1]}"
     return _describe_type(kind)
+
+
+def records_from_table(table: pa.Table) -> list[dict[str, Any]]:
+    """An Avro-shaped Arrow table -> record dicts, column by column.
+
+    Timestamps become epoch milliseconds (what ``timestamp-millis`` stores; fastavro takes them as
+    is), decimals ``Decimal``, lists of structs lists of dicts. Converting per column is several
+    times faster than ``Table.to_pylist``, which builds a time-zone-aware datetime per value.
+    """
+    columns = []
+    for column in table.columns:
+        if pa.types.is_timestamp(column.type):
+            columns.append(pc.cast(column, pa.int64()).to_pylist())
+        elif pa.types.is_list(column.type) and pa.types.is_struct(column.type.value_type):
+            columns.append(_struct_lists_to_python(column))
+        else:
+            columns.append(column.to_pylist())
+    names = table.column_names
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _struct_lists_to_python(lists: pa.Array | pa.ChunkedArray) -> list[list[dict[str, Any]]]:
+    """Lists of structs -> Python lists of dicts, field by field (about twice ``to_pylist``'s speed)."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    flat = pc.list_flatten(lists)
+    names = [field.name for field in lists.type.value_type]
+    columns = [pc.struct_field(flat, name).to_pylist() for name in names]
+    elements = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    ends = np.cumsum(pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)).tolist()
+    return [elements[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]

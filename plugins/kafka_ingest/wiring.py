@@ -15,11 +15,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafka_ingest.checkpoints import CheckpointStore
 from kafka_ingest.dlq import RunInfo
+from kafka_ingest.encoding import make_table_encoder
 from kafka_ingest.metrics import TopicMetrics
 from kafka_ingest.pipeline import IngestionJob, JobSettings
 from kafka_ingest.publisher import producer_config
 from kafka_ingest.serde import (
-    AvroEncoder,
     IncompatibleSchemaError,
     LoadedSchema,
     SchemaCheckError,
@@ -47,7 +47,7 @@ def build_job(
         schema_id = _dry_run_schema_id(registry_client, spec.subject, schema)
     else:
         schema_id = resolve_schema_id(registry_client, spec.subject, schema, auto_register=auto_register)
-    encoder = AvroEncoder(schema, schema_id)
+    encoder = make_table_encoder(schema, schema_id, columnar=settings.columnar_encoder)
     if settings.dry_run:
         return IngestionJob(
             spec, settings, encoder=encoder, producer_factory=None, checkpoints=None, metrics=metrics, run=run

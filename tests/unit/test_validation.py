@@ -56,7 +56,7 @@ def toy_spec(**changes: Any) -> TopicSpec:
             Rule("id_required", "expect_column_values_to_not_be_null", {"column": "id"}),
         ),
         "prepare": _prepare_toy,
-        "to_records": lambda frame: [],
+        "to_table": lambda frame: pa.table({}),
         "event_type": "Toy",
         "unique_key": False,
     }

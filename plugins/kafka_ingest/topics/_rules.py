@@ -32,7 +32,6 @@ Interpretation decisions (EXTRACTS.md leaves these open; they apply to every top
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,37 +187,6 @@ def millis_to_timestamp_array(millis: np.ndarray, valid: np.ndarray) -> pa.Array
 def arrow_series(values: pa.Array, frame: pd.DataFrame) -> pd.Series:
     """A typed Arrow array as a column of ``frame`` (kept Arrow-typed, no conversion)."""
     return pd.Series(pd.arrays.ArrowExtensionArray(values), index=frame.index)
-
-
-def records_from_table(table: pa.Table) -> list[dict[str, Any]]:
-    """An Avro-shaped Arrow table -> record dicts, column by column.
-
-    Timestamps become epoch milliseconds (what ``timestamp-millis`` stores; fastavro takes them as
-    is), decimals ``Decimal``, lists of structs lists of dicts. Converting per column is several
-    times faster than ``Table.to_pylist``, which builds a time-zone-aware datetime per value.
-    """
-    columns = []
-    for column in table.columns:
-        if pa.types.is_timestamp(column.type):
-            columns.append(pc.cast(column, pa.int64()).to_pylist())
-        elif pa.types.is_list(column.type) and pa.types.is_struct(column.type.value_type):
-            columns.append(struct_lists_to_python(column))
-        else:
-            columns.append(column.to_pylist())
-    names = table.column_names
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-
-def struct_lists_to_python(lists: pa.Array | pa.ChunkedArray) -> list[list[dict[str, Any]]]:
-    """Lists of structs -> Python lists of dicts, field by field (about twice ``to_pylist``'s speed)."""
-    if isinstance(lists, pa.ChunkedArray):
-        lists = lists.combine_chunks()
-    flat = pc.list_flatten(lists)
-    names = [field.name for field in lists.type.value_type]
-    columns = [pc.struct_field(flat, name).to_pylist() for name in names]
-    elements = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-    ends = np.cumsum(pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)).tolist()
-    return [elements[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def _parse_digits(digits: pa.Array, max_digits: int) -> tuple[np.ndarray, np.ndarray]:

@@ -27,12 +27,10 @@ Decisions beyond the contract (shared ones are in :mod:`._rules` and :mod:`._ite
 - ``12.5`` and ``12.50`` are the same total: totals are compared as integer cents.
 - A JSON ``null`` as the items text is present but has no items, so it fails ``items_valid``.
 - ``prepare`` only adds columns (``_<rule>`` booleans and the typed ``_items``, ``_total_price``,
-  ``_created_at`` that :func:`to_records` publishes); the extract's columns stay as read.
+  ``_created_at`` that :func:`to_table` publishes); the extract's columns stay as read.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -51,7 +49,6 @@ from kafka_ingest.topics._rules import (
     parse_money,
     parse_timestamps,
     present,
-    records_from_table,
     text_column,
 )
 
@@ -115,11 +112,6 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
     )
 
 
-def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Prepared valid rows -> ``OrderCreated`` dicts (``Decimal`` money, epoch-millisecond times)."""
-    return records_from_table(to_table(frame))
-
-
 ORDERS = TopicSpec(
     dataset="orders",
     topic="shopping.order.created",
@@ -129,7 +121,7 @@ ORDERS = TopicSpec(
     optional_columns=OPTIONAL_COLUMNS,
     rules=RULES,
     prepare=prepare,
-    to_records=to_records,
+    to_table=to_table,
     event_type="OrderCreated",
     reader=ReaderOptions(json_columns=("items",)),
 )

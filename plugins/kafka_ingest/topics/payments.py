@@ -28,8 +28,6 @@ card number (spaces only) counts as absent, like any blank value.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import pyarrow as pa
 
@@ -48,7 +46,6 @@ from kafka_ingest.topics._rules import (
     parse_money,
     parse_timestamps,
     present,
-    records_from_table,
     text_column,
 )
 
@@ -124,11 +121,6 @@ def to_table(frame: pd.DataFrame) -> pa.Table:
     )
 
 
-def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Prepared valid rows -> ``PaymentProcessed`` dicts (``Decimal`` money, epoch-millisecond times)."""
-    return records_from_table(to_table(frame))
-
-
 PAYMENTS = TopicSpec(
     dataset="payments",
     topic="shopping.payment.processed",
@@ -137,7 +129,7 @@ PAYMENTS = TopicSpec(
     columns=COLUMNS,
     rules=RULES,
     prepare=prepare,
-    to_records=to_records,
+    to_table=to_table,
     event_type="PaymentProcessed",
     masked_columns={"card_number": mask_card_number},
 )
