@@ -1,5 +1,9 @@
 """DAG integrity: every file in dags/ imports cleanly and every DAG follows the house rules
-(tags, retries >= 2, doc_md)."""
+(tags, retries >= 2, doc_md); the ingestion DAGs have their Params, mapped publish task and Asset.
+
+The DagBag parses in safe mode, as the dag-processor does: a file that does not mention both
+"airflow" and "dag" is never even imported there.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +16,17 @@ import pytest
 
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import DAG
 
 DAGS_FOLDER = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-DEFINES_A_DAG = re.compile(r"\bDAG\(|@dag\b")
+DEFINES_A_DAG = re.compile(r"\bDAG\(|@dag\b|\bbuild_ingest_dag\(")
 
 
 @pytest.fixture(scope="module")
 def dagbag() -> DagBag:
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=DAGS_FOLDER, safe_mode=False)
+    return DagBag(dag_folder=DAGS_FOLDER, safe_mode=True)
 
 
 def files_defining_a_dag() -> list[Path]:
@@ -61,3 +66,48 @@ def test_every_task_retries_at_least_twice(dagbag: DagBag) -> None:
 
 def test_every_dag_has_doc_md(dagbag: DagBag) -> None:
     assert [dag_id for dag_id, dag in dagbag.dags.items() if not (dag.doc_md or "").strip()] == []
+
+
+def ingestion_dags(dagbag: DagBag) -> list[DAG]:
+    return [dag for dag_id, dag in dagbag.dags.items() if dag_id.startswith("ingest_")]
+
+
+def test_both_ingestion_dags_are_loaded(dagbag: DagBag) -> None:
+    assert sorted(dag.dag_id for dag in ingestion_dags(dagbag)) == ["ingest_orders", "ingest_payments"]
+
+
+def test_ingestion_dags_run_daily_without_catchup_and_bounded(dagbag: DagBag) -> None:
+    for dag in ingestion_dags(dagbag):
+        assert (dag.schedule, dag.catchup, dag.start_date is not None) == ("@daily", False, True)
+        assert 1 <= dag.max_active_runs <= 5
+        assert dag.owner == "data-platform"
+
+
+def test_ingestion_dags_offer_the_run_params_in_the_trigger_form(dagbag: DagBag) -> None:
+    for dag in ingestion_dags(dagbag):
+        assert set(dag.params) >= {"reprocess", "dry_run", "batch_size", "max_dlq_ratio"}
+        assert dag.params["reprocess"] is False
+
+
+def test_ingestion_dags_publish_with_one_mapped_task_per_file(dagbag: DagBag) -> None:
+    for dag in ingestion_dags(dagbag):
+        assert [t.task_id for t in dag.topological_sort()] == [
+            "wait_for_extract",
+            "list_part_files",
+            "publish",
+            "report",
+        ]
+        publish = dag.get_task("publish")
+        assert publish.is_mapped
+        assert publish.partial_kwargs["retry_exponential_backoff"]
+        assert dag.get_task("wait_for_extract").mode == "reschedule"
+
+
+def test_report_updates_the_topic_asset(dagbag: DagBag) -> None:
+    topics = {
+        dag.dag_id: [asset.name for asset in dag.get_task("report").outlets] for dag in ingestion_dags(dagbag)
+    }
+    assert topics == {
+        "ingest_orders": ["shopping.order.created"],
+        "ingest_payments": ["shopping.payment.processed"],
+    }
