@@ -2,8 +2,12 @@
 
 The DAG: wait for the day's ``_SUCCESS`` → list its part files → one mapped ``publish`` task per
 file (each its own transactional id and checkpoint, so a large day spreads over workers) → a
-``report`` task that adds the mapped summaries up. Run-level knobs are DAG Params, shown in the
-trigger and backfill forms.
+``report`` task that adds the mapped summaries up and marks the topic's Asset updated. Run-level
+knobs are DAG Params, shown in the trigger and backfill forms.
+
+``KAFKA_INGEST_TOPIC_SUFFIX`` (read when the DAG file is parsed) appends a suffix to every topic
+the factory builds, so tests and staging can run the production DAG files against their own
+topics; unset in production.
 """
 
 from __future__ import annotations
@@ -21,28 +25,44 @@ from kafka_ingest.sensors.extract_day import ExtractDaySensor, day_folder
 #: Where the sample extracts live; the ``extracts_root`` Variable points elsewhere in production.
 SAMPLE_EXTRACTS_ROOT = str(Path(__file__).resolve().parents[2] / "samples" / "extracts")
 EXTRACTS_ROOT = "{{ var.value.get('extracts_root', '" + SAMPLE_EXTRACTS_ROOT + "') }}"
+TOPIC_SUFFIX_ENV = "KAFKA_INGEST_TOPIC_SUFFIX"
+SUMMARY_FIELDS = ("files", "rows_read", "published", "dlq", "skipped")
 
 DOC_TEMPLATE = """\
 ### Ingest `{dataset}` extracts into `{topic}`
 
 Every day, once `<extracts_root>/{dataset}/dt=<ds>/_SUCCESS` exists, each part file of that day is
 validated row by row and published to **`{topic}`** (Avro, Schema Registry subject
-`{topic}-value`) in transactional batches. Rows that fail a rule go to **`{topic}.dlq`** with
-the reason. A rerun or retry never publishes a row twice: each file resumes after its last
-committed batch, and a day already published is skipped.
+`{topic}-value`) in transactional batches, one mapped `publish` task per file. Rows that fail a
+rule go to **`{topic}.dlq`** with the reason. `report` adds the files up (its XCom: files, rows
+read, published, DLQ, skipped) and updates the Asset `{topic}` (not on a dry run). A rerun, retry
+or backfill never publishes a row twice: each file resumes after its last committed batch, and a
+file already published is skipped (counted as `skipped`).
 
 **On call**
-- *`wait_for_extract` failed*: the upstream never wrote `_SUCCESS`; fix upstream, clear the task.
-- *`publish` failed with "changed since rows ... were published"*: the file was replaced after a
-  partial publish; restore it, or trigger with `reprocess` = true to republish it in full.
-- *"Error budget exceeded"*: too many bad rows; read `{topic}.dlq`, fix the extract, clear.
+- *`wait_for_extract` failed ("never completed: no _SUCCESS marker at ...")*: the upstream did not
+  finish the day within {timeout}; fix the upstream export, then clear the task to wait again.
+- *`list_part_files` warned "holds no part files"*: the day is complete but empty; the run
+  succeeds with 0 published. Check with the upstream if that is unexpected.
+- *`publish` failed with "changed since rows ... were published"*: a file was replaced after it
+  was (partly) published; restore it, or trigger the day with `reprocess` = true to republish it
+  in full (consumers then see its rows twice, with the same keys).
+- *"Error budget exceeded"*: too many bad rows in the day; read `{topic}.dlq`, fix the extract,
+  clear. Raise `max_dlq_ratio` only if the bad rows are expected.
+- Anything else (broker, registry unreachable) is retried with exponential backoff; clearing the
+  task is always safe.
 
-**Backfill** (Trigger → Backfill in the UI, or
-`scripts/airflow backfill create --dag-id {dag_id} --from-date 2026-01-01 --to-date 2026-01-03`).
-Days already published publish nothing new unless `reprocess` is set.
+**Backfill**: Trigger → Backfill in the UI (From/To, Reprocess Behavior, Max Active Runs), or
+`scripts/airflow backfill create --dag-id {dag_id} --from-date 2026-01-01 --to-date 2026-01-03`,
+or `POST /api/v2/backfills`. Days already published publish nothing new, even with "All Runs",
+unless the run's configuration sets `"reprocess": true` (in the UI: Advanced Options →
+Configuration JSON, with "Override parameters on existing runs" ticked). See `docs/backfill.md`.
 
-**Params**: `reprocess`, `dry_run` (validate only, publish nothing), `batch_size`,
-`max_dlq_ratio`. Variable `extracts_root` (default: the repo's sample extracts).
+**Params**: `reprocess` (republish files already published), `dry_run` (read and validate only;
+publish nothing, report what would be), `batch_size` (rows per transaction), `max_dlq_ratio`
+(fail above this share of bad rows). Variable `extracts_root`: the extracts root, a folder or
+fsspec URL (default: the repo's sample extracts). Connections: `{kafka_config_id}` (Kafka),
+`{schema_registry_conn_id}` (Schema Registry).
 """
 
 
@@ -50,26 +70,43 @@ def build_ingest_dag(
     operator_class: type[ExtractToKafkaOperator],
     *,
     dag_id: str | None = None,
+    topic: str | None = None,
     schedule: str | None = "@daily",
     start_date: datetime = datetime(2026, 1, 1),
+    max_active_runs: int = 3,
     kafka_config_id: str = "kafka_default",
     schema_registry_conn_id: str = "schema_registry_default",
     sensor_timeout: timedelta = timedelta(hours=6),
+    poke_interval: timedelta = timedelta(minutes=2),
     owner: str = "data-platform",
     tags: tuple[str, ...] = (),
 ) -> DAG:
-    """The ingestion DAG of a dataset operator (a subclass that sets ``spec``)."""
+    """The ingestion DAG of a dataset operator (a subclass that sets ``spec``).
+
+    :param topic: the topic to publish to (default: the spec's), plus ``$KAFKA_INGEST_TOPIC_SUFFIX``.
+    :param kafka_config_id: the Kafka connection of this DAG (each DAG may use its own).
+    :param sensor_timeout: how long to wait for ``_SUCCESS`` before failing the run.
+    """
     spec = operator_class.spec
     if spec is None:
         raise ValueError(f"{operator_class.__name__} sets no spec: it cannot make a DAG.")
     dag_id = dag_id or f"ingest_{spec.dataset}"
+    topic = (topic or spec.topic) + os.environ.get(TOPIC_SUFFIX_ENV, "")
+    doc = DOC_TEMPLATE.format(
+        dataset=spec.dataset,
+        topic=topic,
+        dag_id=dag_id,
+        timeout=sensor_timeout,
+        kafka_config_id=kafka_config_id,
+        schema_registry_conn_id=schema_registry_conn_id,
+    )
     with DAG(
         dag_id=dag_id,
         schedule=schedule,
         start_date=start_date,
         catchup=False,
-        max_active_runs=3,
-        doc_md=DOC_TEMPLATE.format(dataset=spec.dataset, topic=spec.topic, dag_id=dag_id),
+        max_active_runs=max_active_runs,
+        doc_md=doc,
         tags=["kafka", "ingestion", spec.dataset, *tags],
         default_args={
             "owner": owner,
@@ -85,11 +122,12 @@ def build_ingest_dag(
             extracts_root=EXTRACTS_ROOT,
             dataset=spec.dataset,
             timeout=sensor_timeout.total_seconds(),
-            poke_interval=60,
+            poke_interval=poke_interval.total_seconds(),
         )
         files = list_day_files(EXTRACTS_ROOT, spec.dataset)
         publish = operator_class.partial(
             task_id="publish",
+            topic=topic,
             day_files=files,
             kafka_config_id=kafka_config_id,
             schema_registry_conn_id=schema_registry_conn_id,
@@ -97,11 +135,10 @@ def build_ingest_dag(
             validate_only="{{ params.dry_run }}",
             batch_size="{{ params.batch_size }}",
             max_dlq_ratio="{{ params.max_dlq_ratio }}",
-            outlets=[topic_asset(spec.topic, kafka_config_id)],
             map_index_template="{{ task.extract_path.rsplit('/', 1)[-1] }}",
         ).expand(extract_path=files)
         wait >> files
-        report_day(publish.output, spec.topic)
+        report_day.override(outlets=[topic_asset(topic, kafka_config_id)])(publish.output, topic)
     return dag
 
 
@@ -133,28 +170,77 @@ def list_day_files(extracts_root: str, dataset: str, ds: str | None = None) -> l
 
 @task(task_id="report", trigger_rule="none_failed")
 def report_day(summaries: Any, topic: str) -> dict[str, Any]:
-    """Adds up the mapped summaries: the day's totals in one XCom and one log line."""
+    """Adds the mapped summaries up: the day's totals in one XCom, one log line, one Asset event.
+
+    The Asset event says "this day is on the topic", so a dry run must not send it: the task
+    then pushes its totals and ends skipped. A day without part files (``publish`` skipped, no
+    summaries) reports zeros and does update the Asset: the day is complete.
+    """
     import logging
 
-    rows = list(summaries or [])
-    totals = {
-        key: sum(int(s.get(key, 0)) for s in rows)
-        for key in ("files", "rows_read", "published", "dlq", "skipped")
-    }
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    # One request for every mapped summary (iterating asks once per item, then once too many).
+    rows = list(summaries[:]) if summaries else []
+    report = day_report(rows, topic)
     logging.getLogger(__name__).info(
-        "%s: %d files, %d rows read, %d published, %d to DLQ, %d skipped.",
+        "%s: %d files, %d rows read, %d published, %d to DLQ, %d skipped (already published)%s.",
         topic,
-        *totals.values(),
+        *(report[name] for name in SUMMARY_FIELDS),
+        " — dry run, nothing was published" if report["dry_run"] else "",
     )
-    return {"topic": topic, **totals}
+    context = get_current_context()
+    if report["dry_run"]:
+        context["ti"].xcom_push(key="return_value", value=report)
+        raise AirflowSkipException("Dry run: nothing was published, so the topic's Asset is not updated.")
+    for outlet in context["outlets"]:
+        context["outlet_events"][outlet].extra = {
+            "date": str(context["ds"]),
+            **{name: report[name] for name in SUMMARY_FIELDS},
+        }
+    return report
+
+
+def day_report(summaries: list[dict[str, Any]], topic: str) -> dict[str, Any]:
+    """The day's totals over the mapped ``publish`` summaries, with one short line per file."""
+    totals = {name: sum(int(s.get(name, 0)) for s in summaries) for name in SUMMARY_FIELDS}
+    per_file = [
+        {"file": f["file"], "status": f["status"], **{name: f[name] for name in SUMMARY_FIELDS[1:]}}
+        for s in summaries
+        for f in s.get("per_file", [])
+    ]
+    return {
+        "topic": topic,
+        "dry_run": any(bool(s.get("dry_run")) for s in summaries),
+        **totals,
+        "per_file": per_file,
+    }
 
 
 def _params() -> dict[str, Param]:
     return {
-        "reprocess": Param(False, type="boolean", description="Republish files already published."),
-        "dry_run": Param(False, type="boolean", description="Read and validate only; publish nothing."),
-        "batch_size": Param(50_000, type="integer", minimum=1, description="Rows per transaction."),
+        "reprocess": Param(
+            False,
+            type="boolean",
+            title="Reprocess",
+            description="Republish files already published (consumers see their rows again).",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Read and validate only; publish nothing and report what would be published.",
+        ),
+        "batch_size": Param(
+            50_000, type="integer", minimum=1, title="Batch size", description="Rows per transaction."
+        ),
         "max_dlq_ratio": Param(
-            0.1, type="number", minimum=0, maximum=1, description="Fail above this share of bad rows."
+            0.1,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Max DLQ ratio",
+            description="Fail a file once more than this share of its rows goes to the DLQ.",
         ),
     }

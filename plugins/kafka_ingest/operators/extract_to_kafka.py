@@ -125,11 +125,12 @@ class ExtractToKafkaOperator(BaseOperator):
                 raise
             raise AirflowException(f"{type(exc).__name__}: {exc}") from exc
         self.log.info(
-            "%s: %d files, %d rows read, %d published, %d to DLQ, %d skipped (already published).",
+            "%s: %d files, %d rows read, %d %s, %d to DLQ, %d skipped (already published).",
             spec.topic,
             summary["files"],
             summary["rows_read"],
             summary["published"],
+            "would be published (dry run: nothing was)" if summary["dry_run"] else "published",
             summary["dlq"],
             summary["skipped"],
         )
