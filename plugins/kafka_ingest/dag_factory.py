@@ -17,11 +17,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+from airflow.sdk.bases.timetable import BaseTimetable
 
 from kafka_ingest.operators.extract_to_kafka import ExtractToKafkaOperator
 from kafka_ingest.sensors.extract_day import ExtractDaySensor, day_folder
 
+#: A run covers one UTC day and starts when the day is over: its logical date (``ds``, the ``dt=``
+#: folder) is the day's start. A plain "@daily" is a CronTriggerTimetable in Airflow 3, whose run at
+#: midnight has that midnight's date, so it would wait for a day that has only just begun.
+DAILY = CronDataIntervalTimetable("@daily", timezone="UTC")
 #: Where the sample extracts live; the ``extracts_root`` Variable points elsewhere in production.
 SAMPLE_EXTRACTS_ROOT = str(Path(__file__).resolve().parents[2] / "samples" / "extracts")
 EXTRACTS_ROOT = "{{ var.value.get('extracts_root', '" + SAMPLE_EXTRACTS_ROOT + "') }}"
@@ -31,7 +36,8 @@ SUMMARY_FIELDS = ("files", "rows_read", "published", "dlq", "skipped")
 DOC_TEMPLATE = """\
 ### Ingest `{dataset}` extracts into `{topic}`
 
-Every day, once `<extracts_root>/{dataset}/dt=<ds>/_SUCCESS` exists, each part file of that day is
+The run for day `<ds>` starts when that UTC day is over. Once
+`<extracts_root>/{dataset}/dt=<ds>/_SUCCESS` exists, each part file of that day is
 validated row by row and published to **`{topic}`** (Avro, Schema Registry subject
 `{topic}-value`) in transactional batches, one mapped `publish` task per file. Rows that fail a
 rule go to **`{topic}.dlq`** with the reason. `report` adds the files up (its XCom: files, rows
@@ -71,7 +77,7 @@ def build_ingest_dag(
     *,
     dag_id: str | None = None,
     topic: str | None = None,
-    schedule: str | None = "@daily",
+    schedule: str | BaseTimetable | None = DAILY,
     start_date: datetime = datetime(2026, 1, 1),
     max_active_runs: int = 3,
     kafka_config_id: str = "kafka_default",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,9 +79,25 @@ def test_both_ingestion_dags_are_loaded(dagbag: DagBag) -> None:
 
 def test_ingestion_dags_run_daily_without_catchup_and_bounded(dagbag: DagBag) -> None:
     for dag in ingestion_dags(dagbag):
-        assert (dag.schedule, dag.catchup, dag.start_date is not None) == ("@daily", False, True)
+        assert (dag.catchup, dag.start_date is not None) == (False, True)
         assert 1 <= dag.max_active_runs <= 5
         assert dag.owner == "data-platform"
+
+
+def test_the_run_of_a_day_starts_once_the_day_is_over(dagbag: DagBag) -> None:
+    """``ds`` names the dt= folder, so it must be a day that is over when the run starts; Airflow 3's
+    plain "@daily" (a CronTriggerTimetable) would give the run at midnight that midnight's date."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    jan = [datetime(2026, 1, day, tzinfo=UTC) for day in (4, 5, 6)]
+    for dag in ingestion_dags(dagbag):
+        run = coerce_to_core_timetable(dag.timetable).next_dagrun_info(
+            last_automated_data_interval=DataInterval(jan[0], jan[1]),
+            restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+        )
+        assert run is not None
+        assert (run.logical_date, run.data_interval.end, run.run_after) == (jan[1], jan[2], jan[2])
 
 
 def test_ingestion_dags_offer_the_run_params_in_the_trigger_form(dagbag: DagBag) -> None:
