@@ -1,0 +1,295 @@
+"""Checkpoints: their JSON form, their key and partition, and how the last committed one is found.
+
+``CheckpointStore.load`` runs here against a fake admin client and consumer (the Kafka boundary).
+What only a broker can show (read_committed stopping at another producer's open transaction,
+compaction) is proven by the integration tests.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kafka_ingest import checkpoints
+from kafka_ingest.checkpoints import (
+    Checkpoint,
+    CheckpointReadTimeout,
+    CheckpointStore,
+    checkpoint_key,
+    partition_for,
+)
+
+TOPIC = "_kafka_ingest.checkpoints"
+KEY = "shopping.order.created/orders/2026-01-15/part-0001.csv"
+OTHER = "shopping.order.created/orders/2026-01-15/part-0002.csv"
+CLIENT = {
+    "bootstrap.servers": "kafka:9092",
+    "transactional.id": "kafka-ingest/x",
+    "enable.idempotence": True,
+    "security.protocol": "SASL_SSL",
+}
+
+
+def ckpt(rows_done: int, key: str = KEY, **changes: Any) -> Checkpoint:
+    return Checkpoint(key=key, fingerprint="sha256:ab", rows_done=rows_done, updated_at=1.0, **changes)
+
+
+# -- the record --------------------------------------------------------------------------------
+
+
+def test_a_checkpoint_survives_a_json_round_trip() -> None:
+    original = Checkpoint(
+        key=KEY,
+        fingerprint="sha256:0f",
+        rows_done=50_000,
+        complete=True,
+        published=49_990,
+        dlq=10,
+        batches=1,
+        run_id="scheduled__2026-01-15",
+        try_number=2,
+        updated_at=1_768_435_200.5,
+    )
+    assert Checkpoint.from_json(original.to_json()) == original
+
+
+def test_unknown_fields_from_a_newer_writer_are_ignored() -> None:
+    payload = json.loads(ckpt(10).to_json()) | {"written_by": "kafka-ingest 9.0", "shards": [1, 2]}
+    assert Checkpoint.from_json(json.dumps(payload).encode()) == ckpt(10)
+
+
+def test_fields_missing_from_an_older_writer_take_their_defaults() -> None:
+    restored = Checkpoint.from_json(
+        json.dumps({"key": KEY, "fingerprint": "sha256:ab", "rows_done": 7}).encode()
+    )
+    assert (restored.rows_done, restored.complete, restored.published, restored.batches) == (7, False, 0, 0)
+
+
+def test_the_json_form_is_compact() -> None:
+    assert b" " not in ckpt(1).to_json()
+
+
+# -- key and partition -------------------------------------------------------------------------
+
+
+def test_checkpoint_key_is_topic_dataset_date_and_file_name() -> None:
+    assert checkpoint_key("shopping.order.created", "orders", "2026-01-15", "part-0001.csv") == KEY
+
+
+def test_partition_for_is_stable_across_processes_and_releases() -> None:
+    # A change here would make every reader look for existing checkpoints in the wrong partition.
+    assert [partition_for(KEY, n) for n in (1, 3, 12, 50)] == [0, 0, 9, 47]
+
+
+@given(key=st.text(min_size=1, max_size=200), partitions=st.integers(1, 1_000))
+def test_partition_for_is_in_range(key: str, partitions: int) -> None:
+    assert 0 <= partition_for(key, partitions) < partitions
+
+
+# -- the store, against fake clients -----------------------------------------------------------
+
+
+def _done(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+@dataclass
+class FakeCluster:
+    """The checkpoint topic as the admin client and the consumer see it."""
+
+    partitions: dict[str, int] = field(default_factory=dict)
+    #: partition -> its log: (key, value) or an error, one entry per offset
+    logs: dict[int, list[tuple[bytes, bytes | None] | KafkaError]] = field(default_factory=dict)
+    #: empty polls the consumer returns before it gets any message (an open transaction ahead)
+    stalls: int = 0
+    created: list[Any] = field(default_factory=list)
+    admin_configs: list[dict[str, Any]] = field(default_factory=list)
+    consumers: list[FakeConsumer] = field(default_factory=list)
+
+    def admin(self, config: dict[str, Any]) -> FakeAdmin:
+        self.admin_configs.append(config)
+        return FakeAdmin(self)
+
+    def consumer(self, config: dict[str, Any]) -> FakeConsumer:
+        consumer = FakeConsumer(self, config)
+        self.consumers.append(consumer)
+        return consumer
+
+
+class FakeAdmin:
+    def __init__(self, cluster: FakeCluster) -> None:
+        self._cluster = cluster
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        topics = {
+            name: SimpleNamespace(partitions=dict.fromkeys(range(count)))
+            for name, count in self._cluster.partitions.items()
+        }
+        return SimpleNamespace(topics=topics)
+
+    def create_topics(self, new_topics: Sequence[Any]) -> dict[str, Future[None]]:
+        for new in new_topics:
+            self._cluster.created.append(new)
+            self._cluster.partitions[new.topic] = new.num_partitions
+        return {new.topic: _done(None) for new in new_topics}
+
+    def list_offsets(self, request: dict[TopicPartition, Any], isolation_level: Any = None) -> Any:
+        return {
+            tp: _done(SimpleNamespace(offset=len(self._cluster.logs.get(tp.partition, [])))) for tp in request
+        }
+
+
+class FakeConsumer:
+    def __init__(self, cluster: FakeCluster, config: dict[str, Any]) -> None:
+        self.config = config
+        self.closed = False
+        self._cluster = cluster
+        self._log: list[tuple[bytes, bytes | None] | KafkaError] = []
+        self._position = -1001  # OFFSET_INVALID until something is consumed, as in librdkafka
+        self.assigned: list[TopicPartition] = []
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = partitions
+        (tp,) = partitions
+        assert tp.offset == OFFSET_BEGINNING
+        self._log = self._cluster.logs.get(tp.partition, [])
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self._position) for tp in partitions]
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
+        if self._cluster.stalls:
+            self._cluster.stalls -= 1
+            return []
+        start = max(self._position, 0)
+        entries = self._log[start : start + min(num_messages, 2)]  # small polls: the loop must go on
+        self._position = start + len(entries)
+        return [self._message(start + i, entry) for i, entry in enumerate(entries)]
+
+    def _message(self, offset: int, entry: tuple[bytes, bytes | None] | KafkaError) -> Message:
+        if isinstance(entry, KafkaError):
+            return Message(topic=TOPIC, offset=offset, error=entry)
+        key, value = entry
+        return Message(topic=TOPIC, offset=offset, key=key, value=value)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    cluster = FakeCluster(partitions={TOPIC: 12})
+    monkeypatch.setattr(checkpoints, "AdminClient", cluster.admin)
+    return cluster
+
+
+def store(cluster: FakeCluster, read_timeout_s: float = 5.0) -> CheckpointStore:
+    return CheckpointStore(
+        TOPIC,
+        client_config=CLIENT,
+        read_timeout_s=read_timeout_s,
+        consumer_factory=cluster.consumer,  # type: ignore[arg-type]
+    )
+
+
+def entry(checkpoint: Checkpoint) -> tuple[bytes, bytes]:
+    return checkpoint.key.encode(), checkpoint.to_json()
+
+
+def test_partition_uses_the_existing_topics_partition_count(cluster: FakeCluster) -> None:
+    assert store(cluster).partition(KEY) == partition_for(KEY, 12)
+    assert cluster.created == []
+
+
+def test_partition_creates_a_missing_compacted_checkpoint_topic(cluster: FakeCluster) -> None:
+    cluster.partitions.clear()
+    assert store(cluster).partition(KEY) == 0
+    (created,) = cluster.created
+    assert (created.topic, created.num_partitions, created.config["cleanup.policy"]) == (TOPIC, 1, "compact")
+
+
+def test_load_of_an_empty_partition_is_none_without_reading_it(cluster: FakeCluster) -> None:
+    assert store(cluster).load(KEY) is None
+    assert cluster.consumers == []
+
+
+def test_load_returns_the_last_checkpoint_of_the_key(cluster: FakeCluster) -> None:
+    partition = partition_for(KEY, 12)
+    cluster.logs[partition] = [
+        entry(ckpt(100)),
+        entry(ckpt(5, OTHER)),
+        entry(ckpt(200)),
+        entry(ckpt(9, OTHER)),
+    ]
+    assert store(cluster).load(KEY) == ckpt(200)
+
+
+def test_load_reads_the_keys_partition_from_the_beginning(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    store(cluster).load(KEY)
+    (assigned,) = cluster.consumers[0].assigned
+    assert (assigned.topic, assigned.partition, assigned.offset) == (
+        TOPIC,
+        partition_for(KEY, 12),
+        OFFSET_BEGINNING,
+    )
+
+
+def test_load_reads_on_past_empty_polls_up_to_the_high_watermark(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100)), entry(ckpt(200)), entry(ckpt(300))]
+    cluster.stalls = 3
+    assert store(cluster).load(KEY) == ckpt(300)
+
+
+def test_load_skips_messages_that_carry_an_error(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100)), KafkaError(KafkaError._MSG_TIMED_OUT)]
+    assert store(cluster).load(KEY) == ckpt(100)
+
+
+def test_a_tombstone_forgets_the_key(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100)), (KEY.encode(), None)]
+    assert store(cluster).load(KEY) is None
+
+
+def test_load_times_out_when_the_partition_cannot_be_read_to_its_end(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    cluster.stalls = 10**9
+    with pytest.raises(
+        CheckpointReadTimeout, match=re.escape(f"{TOPIC}[{partition_for(KEY, 12)}]") + ".*offset 1"
+    ):
+        store(cluster, read_timeout_s=0.05).load(KEY)
+
+
+def test_load_closes_its_consumer_even_when_it_times_out(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    cluster.stalls = 10**9
+    with pytest.raises(CheckpointReadTimeout):
+        store(cluster, read_timeout_s=0.05).load(KEY)
+    assert cluster.consumers[0].closed
+
+
+def test_load_reads_committed_records_only_without_committing_offsets(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    store(cluster).load(KEY)
+    config = cluster.consumers[0].config
+    assert (config["isolation.level"], config["enable.auto.commit"]) == ("read_committed", False)
+    assert config["security.protocol"] == "SASL_SSL"
+
+
+def test_the_readers_never_carry_the_producers_transactional_settings(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    store(cluster).load(KEY)
+    configs: Iterator[dict[str, Any]] = iter([*cluster.admin_configs, cluster.consumers[0].config])
+    assert all("transactional.id" not in c and "enable.idempotence" not in c for c in configs)
