@@ -91,11 +91,7 @@ class DlqEnvelopeBuilder:
             return None
         if isinstance(original, str):
             return scrub_pans(original)
-        masked = self._spec.mask_row(original)
-        return {
-            str(column): scrub_pans(value) if isinstance(value, str) else value
-            for column, value in masked.items()
-        }
+        return {str(column): _scrubbed(value) for column, value in self._spec.mask_row(original).items()}
 
     def _bounded(self, envelope: dict[str, Any]) -> bytes:
         encoded = _dumps(envelope)
@@ -125,6 +121,17 @@ def dlq_headers(rejected: RejectedRow, source: SourceInfo) -> Headers:
         ("source.file", source.file.encode()),
         ("source.row", str(rejected.row).encode()),
     ]
+
+
+def _scrubbed(value: Any) -> Any:
+    """Free-text scrubbing through nested values too (e.g. a CSV row's surplus fields)."""
+    if isinstance(value, str):
+        return scrub_pans(value)
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    return value
 
 
 def _cut(text: str, limit: int) -> str:

@@ -73,12 +73,18 @@ class TopicMetrics:
         self._safe(self._sink.timing, f"{self._prefix}.{name}", seconds * 1000.0)
 
     def record_librdkafka_stats(self, stats_json: str) -> None:
-        """``stats_cb`` for the producer: librdkafka's statistics JSON → producer gauges."""
+        """``stats_cb`` for the producer: librdkafka's statistics JSON → producer gauges.
+
+        It runs inside the producer's poll/flush/commit, which re-raise its exceptions: statistics
+        of an unexpected shape are dropped rather than allowed to fail a commit.
+        """
         try:
             stats = json.loads(stats_json)
-        except ValueError:
+            gauges = producer_gauges(stats, self._send_rate(stats))
+        except Exception:
+            log.debug("Unexpected librdkafka statistics ignored.", exc_info=True)
             return
-        for name, value in producer_gauges(stats, self._send_rate(stats)).items():
+        for name, value in gauges.items():
             self.gauge(f"producer.{name}", value)
 
     def _send_rate(self, stats: Mapping[str, Any]) -> float:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
-_PAN_CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){11,18}(?![0-9])")
+#: Digit groups joined by dashes: one number. Spaces may join numbers, so spans split only there.
+_DASHED_BLOCK = re.compile(r"[0-9]+(?:-[0-9]+)*")
+#: Digit groups joined by single spaces or dashes: where a card number can hide.
+_DIGIT_RUN = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -42,13 +45,36 @@ def mask_card_number(value: str) -> str:
 def scrub_pans(text: str) -> str:
     """Mask anything in free text that looks like a card number: 12-19 digits, Luhn-valid.
 
-    Long digit strings that fail the Luhn check (order numbers, ids) are left alone.
+    Digits may be grouped by single spaces or dashes, and a card number may sit right next to
+    other numbers (``4111111111111111 12.00``): within each run of digit groups, the longest
+    span of whole space-separated blocks that is a Luhn-valid 12-19 digit number is masked, then
+    the rest of the run is searched the same way. Dashes bind groups into one number (so a
+    dashed id is judged whole), and long digit strings that fail the Luhn check (order numbers,
+    ids) are left alone.
     """
     if not any(char.isdigit() for char in text):
         return text
+    return _DIGIT_RUN.sub(lambda run: _mask_run(run.group(0)), text)
 
-    def _mask(match: re.Match[str]) -> str:
-        candidate = match.group(0)
-        return mask_card_number(candidate) if luhn_valid(_NOT_DIGIT.sub("", candidate)) else candidate
 
-    return _PAN_CANDIDATE.sub(_mask, text)
+def _mask_run(run: str) -> str:
+    groups = [(m.start(), m.end()) for m in _DASHED_BLOCK.finditer(run)]
+    out, cursor, index = [], 0, 0
+    while index < len(groups):
+        end = _longest_pan(run, groups, index)
+        if end is None:
+            index += 1
+            continue
+        start, stop = groups[index][0], groups[end][1]
+        out += [run[cursor:start], mask_card_number(run[start:stop])]
+        cursor, index = stop, end + 1
+    return "".join([*out, run[cursor:]])
+
+
+def _longest_pan(run: str, groups: list[tuple[int, int]], first: int) -> int | None:
+    """The last block index of the longest Luhn-valid 12-19 digit span starting at ``first``."""
+    for last in range(min(len(groups), first + 19) - 1, first - 1, -1):
+        digits = _NOT_DIGIT.sub("", run[groups[first][0] : groups[last][1]])
+        if 12 <= len(digits) <= 19 and luhn_valid(digits):
+            return last
+    return None

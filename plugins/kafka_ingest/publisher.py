@@ -189,14 +189,29 @@ class TransactionalPublisher:
         )
 
     def close(self) -> None:
-        self._producer.flush(self._timeout_s)
+        """Flush what is left; never raises, so it cannot mask how the work ended.
+
+        Once the last transaction committed or failed, nothing here can change the outcome, and a
+        producer that hit a fatal error (fenced) raises that error again from ``flush()``.
+        """
+        try:
+            self._producer.flush(self._timeout_s)
+        except Exception as exc:  # the transactional calls already decided; see the docstring
+            log.warning("Closing producer %s: %s", self.transactional_id, exc)
 
     def _produce_all(self, batch: BatchToPublish) -> None:
+        """Produce the whole batch; records refused for their size are all collected before aborting."""
         self._failed.clear()
+        refused = False
         for message in (*batch.records, *batch.dlq, batch.checkpoint(batch)):
-            self._produce(message)
+            refused = not self._produce(message) or refused
+        if refused:
+            raise KafkaException(
+                KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "record too large", txn_requires_abort=True)
+            )
 
-    def _produce(self, message: OutgoingMessage) -> None:
+    def _produce(self, message: OutgoingMessage) -> bool:
+        """Queue one message; False if librdkafka refused it as too large (noted in ``_failed``)."""
         while True:
             try:
                 self._producer.produce(
@@ -207,15 +222,13 @@ class TransactionalPublisher:
                     partition=message.partition,
                     on_delivery=self._on_delivery,
                 )
-                return
+                return True
             except BufferError:
                 self._producer.poll(0.05)
             except KafkaException as exc:
                 if exc.args[0].code() in _TOO_LARGE:
-                    self._failed.append((exc.args[0], _Refused(message)))  # type: ignore[arg-type]
-                    raise KafkaException(
-                        KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "record too large", txn_requires_abort=True)
-                    ) from exc
+                    self._failed.append((exc.args[0], _Refused(message)))
+                    return False
                 raise
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
@@ -239,6 +252,15 @@ class TransactionalPublisher:
         except KafkaException as exc:
             raise self._error("abort a transaction", exc) from exc
 
+    def _fatal_error(self) -> KafkaError | None:
+        """The error that made the producer unusable: ``produce()`` only says ``_FATAL``, while a
+        transactional call fails with the fatal error itself (``_FENCED`` for a zombie)."""
+        try:
+            self._producer.abort_transaction(min(self._timeout_s, 5.0))
+        except KafkaException as exc:
+            return exc.args[0]  # type: ignore[no-any-return]
+        return None
+
     def _move_too_large(self, batch: BatchToPublish) -> list[int]:
         """Replace records refused for their size by DLQ records, so the retry can succeed."""
         rows = {
@@ -259,6 +281,8 @@ class TransactionalPublisher:
 
     def _error(self, action: str, exc: KafkaException) -> Exception:
         error: KafkaError = exc.args[0]
+        if error.code() == KafkaError._FATAL:
+            error = self._fatal_error() or error
         if error.code() in _FENCED:
             return ProducerFenced(
                 f"Producer {self.transactional_id} was fenced while trying to {action}: a newer attempt "

@@ -26,7 +26,11 @@ def resolve_extract_files(source: Any) -> list[Any]:
         items: Sequence[Any] = source
         return sorted((f for item in items for f in resolve_extract_files(item)), key=file_name)
     if not isinstance(source, str):
-        return list_part_files(source) if source.is_dir() else [source]
+        if source.is_dir():
+            return list_part_files(source)
+        if not source.exists():
+            raise FileNotFoundError(f"Extract file {source} does not exist.")
+        return [source]
     fs, path = fsspec.core.url_to_fs(source)
     protocol = source.split("://", 1)[0] + "://" if "://" in source else ""
     if _GLOB_CHARS & set(path):

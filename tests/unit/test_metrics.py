@@ -176,11 +176,6 @@ def test_unparsable_statistics_are_ignored() -> None:
     assert sink.sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (latent): metrics.record_librdkafka_stats swallows only ValueError; a stats_cb "
-    "exception surfaces from the producer's poll/flush/commit and fails the task",
-)
 @pytest.mark.parametrize("payload", ["[]", '{"brokers": []}', '{"msg_max": "n/a"}'])
 def test_statistics_of_an_unexpected_shape_are_ignored(payload: str) -> None:
     TopicMetrics(TOPIC, RecordingSink()).record_librdkafka_stats(payload)

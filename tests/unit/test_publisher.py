@@ -395,11 +395,6 @@ def test_the_retried_checkpoint_counts_the_moved_record_as_dlq(
     assert json.loads(ckpt.value) == {"published": 2, "dlq": 2}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: publisher._produce stops at the first record refused at produce() and each refusal "
-    "costs one of max_attempts, so a batch with >= max_attempts oversized records can never commit",
-)
 def test_every_record_refused_at_produce_as_too_large_moves_to_the_dlq(
     producer: FakeProducer, publisher: TransactionalPublisher
 ) -> None:

@@ -140,10 +140,6 @@ def test_a_missing_memory_url_is_an_error_naming_it(memory_day: str) -> None:
         resolve_extract_files(f"{memory_day}/part-0042.csv")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sources.resolve_extract_files returns a missing path object as is; only strings are checked",
-)
 def test_a_missing_path_object_is_an_error_naming_it(day: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"part-0042\.csv"):
         resolve_extract_files(day / "part-0042.csv")
