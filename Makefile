@@ -61,3 +61,10 @@ demo: setup up
 clean: down
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+# Adds a topic outside the core package (docs/adding-a-topic.md), e.g.
+#   make scaffold DATASET=refunds TOPIC=shopping.refund.created KEY=refund_number COLUMNS=refund_number,amount
+.PHONY: scaffold
+scaffold: $(INSTALLED)
+	$(if $(and $(DATASET),$(TOPIC),$(KEY)),,$(error usage: make scaffold DATASET=refunds TOPIC=shopping.refund.created KEY=refund_number [COLUMNS=refund_number,order_number,amount]))
+	$(PY) -m kafka_ingest scaffold '$(DATASET)' --topic '$(TOPIC)' --key '$(KEY)' $(if $(COLUMNS),--columns '$(COLUMNS)')
