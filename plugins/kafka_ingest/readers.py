@@ -37,7 +37,8 @@ Decisions taken where EXTRACTS.md is silent:
   zone become ISO 8601 UTC with ``Z`` and the unit's precision; timestamps *without* a time zone
   become ISO 8601 without an offset, which the contract treats as invalid, so the validator
   rejects them; nested values become JSON (decimals as JSON strings, integers as numbers). A
-  corrupt file, invalid UTF-8 in a string column or a type with no text form fails the file.
+  0-byte file yields no batch, like an empty CSV; a corrupt file, invalid UTF-8 in a string
+  column or a type with no text form fails the file.
 - ``json_columns`` name the nested columns; CSV already carries them as JSON text, and JSONL and
   Parquet turn every nested value into JSON, so they need no special casing here. Whoever parses
   that JSON must accept a number *or* a numeric string for a nested number (CSV passes upstream's
@@ -616,6 +617,9 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_
 
 
 def _parquet_batches(raw: IO[bytes], spec: _Spec, limits: _Limits) -> Iterator[ReadBatch]:
+    if not raw.read(1):  # a 0-byte part file is empty in every format (README: empty files)
+        return
+    raw.seek(0)
     parquet = pq.ParquetFile(raw)
     present = set(parquet.schema_arrow.names)
     missing = [c for c in spec.required if c not in present]

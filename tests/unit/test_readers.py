@@ -355,6 +355,11 @@ def test_empty_file_yields_no_batches(tmp_path: Path, content: bytes) -> None:
     assert read(write(tmp_path / "part-1.csv.gz", content)) == []
 
 
+@pytest.mark.parametrize("name", ["part-1.csv", "part-1.jsonl", "part-1.parquet"])
+def test_a_zero_byte_file_of_any_format_yields_no_batches(tmp_path: Path, name: str) -> None:
+    assert read(write(tmp_path / name, b"")) == []
+
+
 def test_header_only_file_yields_no_batches(tmp_path: Path) -> None:
     assert read(write(tmp_path / "part-1.csv", "a,b\r\n")) == []
 
