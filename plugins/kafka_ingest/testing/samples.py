@@ -182,7 +182,7 @@ def write_rows(path: Path, rows: list[Row]) -> None:
         return
     payload = _csv_text(rows) if name.endswith(".csv") else _jsonl_text(rows)
     data = payload.encode()
-    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+    path.write_bytes(gzip.compress(data, mtime=0) if path.name.endswith(".gz") else data)
 
 
 def _csv_text(rows: list[Row]) -> str:
