@@ -8,7 +8,8 @@ safe to publish:
   free text (a raw line that could not be split into columns, an error message, a mislabelled
   column) is masked to its last four digits, so a card number cannot leak through a DLQ record.
 * **Bounded size.** An envelope never exceeds ``max_bytes`` (below the broker's message limit):
-  long values are cut first, then the whole original, and ``truncated`` says so.
+  long values are cut first, then the whole original, and ``truncated`` says so. The record's key
+  is bounded too (:func:`dlq_key`), so a broken row cannot make its DLQ record too large to send.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from kafka_ingest.specs import TopicSpec
 
 #: Envelopes stay below librdkafka's and the broker's default 1 MB message limit.
 DEFAULT_MAX_ENVELOPE_BYTES = 256 * 1024
+#: Longest row key a DLQ record keeps as its Kafka key (a valid key has at most 64 characters).
+MAX_KEY_CHARS = 1_024
 _MAX_MESSAGE_CHARS = 2_000
 _MAX_VALUE_CHARS = 4_096
 
@@ -111,6 +114,21 @@ class DlqEnvelopeBuilder:
             return encoded
         envelope["original"] = _cut(json.dumps(envelope["original"], ensure_ascii=False), 1_024)
         return _dumps(envelope)
+
+
+def dlq_key(rejected: RejectedRow, spec: TopicSpec) -> bytes | None:
+    """The DLQ record's key: the row's key field, masked and scrubbed like ``original``.
+
+    None when the row has no key, or one longer than :data:`MAX_KEY_CHARS`: only a broken row has
+    such a key, and kept whole it would make the record outgrow the broker's limit (the
+    envelope's bound does not cover the key), failing the batch instead of dead-lettering the row.
+    """
+    if not isinstance(rejected.original, Mapping):
+        return None
+    value = spec.mask_row({spec.key_field: rejected.original.get(spec.key_field)})[spec.key_field]
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_CHARS:
+        return None
+    return scrub_pans(value).encode()
 
 
 def dlq_headers(rejected: RejectedRow, source: SourceInfo) -> Headers:

@@ -31,7 +31,7 @@ from confluent_kafka import Producer
 from kafka_ingest.batches import Headers, ReadBatch, RejectedRow
 from kafka_ingest.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
 from kafka_ingest.dedup import DuplicateIndex
-from kafka_ingest.dlq import DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_headers
+from kafka_ingest.dlq import DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_headers, dlq_key
 from kafka_ingest.encoding import TableEncoder
 from kafka_ingest.errors import PermanentError
 from kafka_ingest.metrics import TopicMetrics
@@ -403,14 +403,10 @@ class IngestionJob:
         ]
 
     def _dlq_message(self, rejected: RejectedRow, source: SourceInfo) -> OutgoingMessage:
-        key = None
-        if isinstance(rejected.original, dict):
-            value = rejected.original.get(self.spec.key_field)
-            key = value.encode() if isinstance(value, str) and value else None
         return OutgoingMessage(
             self.spec.dlq_topic,
             self._dlq.build(rejected, source),
-            key,
+            dlq_key(rejected, self.spec),
             dlq_headers(rejected, source),
             row=rejected.row,
         )

@@ -14,7 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kafka_ingest.batches import RejectedRow
-from kafka_ingest.dlq import DEFAULT_MAX_ENVELOPE_BYTES, DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_headers
+from kafka_ingest.dlq import (
+    DEFAULT_MAX_ENVELOPE_BYTES,
+    MAX_KEY_CHARS,
+    DlqEnvelopeBuilder,
+    RunInfo,
+    SourceInfo,
+    dlq_headers,
+    dlq_key,
+)
 from kafka_ingest.readers import read_extract
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.topics.payments import PAYMENTS
@@ -129,6 +137,27 @@ def test_dlq_headers_carry_stage_error_type_file_and_row() -> None:
 
 
 # -- masking -----------------------------------------------------------------------------------
+
+
+def test_the_dlq_key_is_the_rows_key() -> None:
+    assert dlq_key(rejected(_PLAIN_ROW), spec()) == b"PAY-00000042"
+
+
+def test_a_row_without_a_key_or_without_columns_has_no_dlq_key() -> None:
+    assert dlq_key(rejected({**_PLAIN_ROW, "payment_number": ""}), spec()) is None
+    assert dlq_key(rejected(f"PAY-1,{CARD}"), spec()) is None
+
+
+def test_a_card_number_in_the_key_column_is_masked_in_the_dlq_key_as_in_the_envelope() -> None:
+    row = rejected({**_PLAIN_ROW, "payment_number": CARD})
+
+    assert dlq_key(row, spec()) == b"************1111"
+    assert envelope(row)["original"]["payment_number"] == "************1111"
+
+
+def test_a_key_too_long_for_a_key_gives_the_dlq_record_none() -> None:
+    assert dlq_key(rejected({**_PLAIN_ROW, "payment_number": "P" * MAX_KEY_CHARS}), spec())
+    assert dlq_key(rejected({**_PLAIN_ROW, "payment_number": "P" * (MAX_KEY_CHARS + 1)}), spec()) is None
 
 
 def test_a_declared_sensitive_column_is_masked_by_the_specs_function() -> None:
