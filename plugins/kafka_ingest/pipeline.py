@@ -180,6 +180,7 @@ class IngestionJob:
                 summary.status = "already published"
                 summary.rows_read = summary.skipped = previous.rows_done
                 log.info("%s was already published completely (%s); nothing to do.", path, key)
+                self._metrics.incr("rows_read", previous.rows_done)
                 self._metrics.incr("rows_skipped", previous.rows_done)
                 return summary
             start = resume_after or 0
@@ -238,6 +239,7 @@ class IngestionJob:
             prepared = self._prepare(batch, resume_after)
             summary.rows_read += batch.rows_read
             summary.skipped += prepared.skipped
+            self._metrics.incr("rows_skipped", prepared.skipped)
             if not prepared.records and not prepared.rejected:
                 progress.update(summary.rows_read)
                 continue
