@@ -24,7 +24,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from string import Template
 
 TOPICS_PACKAGE = "ingest_topics"
@@ -321,6 +321,7 @@ def scaffold(repo: Path, request: TopicRequest) -> list[PlannedFile]:
         )
     files = planned_files(request)
     existing = [file.path for file in files if (repo / file.path).exists()]
+    existing += _same_test_module_names(repo, files)
     if existing:
         raise FilesExistError(
             "Refusing to overwrite existing files (nothing was written):\n"
@@ -336,6 +337,16 @@ def scaffold(repo: Path, request: TopicRequest) -> list[PlannedFile]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(file.content, encoding="utf-8")
     return files
+
+
+def _same_test_module_names(repo: Path, files: Sequence[PlannedFile]) -> list[str]:
+    """Test files elsewhere with a generated test's file name: pytest could not import both."""
+    names = {PurePosixPath(file.path).name: file.path for file in files if file.path.startswith("tests/")}
+    return [
+        f"{path.relative_to(repo).as_posix()} (same test module name as {names[path.name]})"
+        for path in sorted((repo / "tests").rglob("test_*.py"))
+        if path.name in names and path.relative_to(repo).as_posix() != names[path.name]
+    ]
 
 
 def format_python(repo: Path, files: Sequence[PlannedFile]) -> bool:

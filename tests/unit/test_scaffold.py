@@ -1,7 +1,7 @@
 """``python -m kafka_ingest scaffold``: argument validation, refusing to overwrite, the files it writes.
 
 That the generated topic runs (its own tests, its DAG against the stack) is
-``tests/integration/test_scaffold.py``'s job.
+``tests/integration/test_scaffolded_topics.py``'s job.
 """
 
 from __future__ import annotations
@@ -168,6 +168,16 @@ def test_refuses_to_overwrite_and_lists_every_existing_file_writing_nothing(repo
         "pyproject.toml",
         "schemas/shopping.refund.created-value.avsc",
     ]
+
+
+def test_refuses_a_test_file_name_pytest_could_not_import_twice(repo: Path) -> None:
+    (repo / "tests/other").mkdir(parents=True)
+    (repo / "tests/other/test_topic_refunds.py").write_text("")
+
+    with pytest.raises(
+        FilesExistError, match=r"tests/other/test_topic_refunds.py \(same test module name as "
+    ):
+        scaffold(repo, refunds())
 
 
 def test_a_second_topic_keeps_the_existing_topics_package(repo: Path) -> None:
