@@ -8,6 +8,7 @@ unique dag id and topic, points the ``extracts_root`` Variable at its own folder
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -217,3 +218,49 @@ def test_complete_day_without_part_files_succeeds_with_nothing_published(
     report = report_of(run)
     assert (report["files"], report["rows_read"], report["published"]) == (0, 0, 0)
     assert f"{folder} is complete (_SUCCESS) but holds no part files" in caplog.text
+
+
+def test_connection_secrets_never_reach_task_logs_rendered_fields_or_xcom(
+    make_dag: Callable[..., Any],
+    extracts_root: Path,
+    kafka_bootstrap: str,
+    schema_registry_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = f"s3cret-{uuid.uuid4().hex}"
+    kafka = {"bootstrap.servers": kafka_bootstrap, "sasl.username": "ingest", "sasl.password": secret}
+    registry = {"host": schema_registry_url, "login": "ingest", "password": secret}
+    monkeypatch.setenv("AIRFLOW_CONN_KAFKA_SECRET_TEST", json.dumps({"conn_type": "kafka", "extra": kafka}))
+    monkeypatch.setenv("AIRFLOW_CONN_REGISTRY_SECRET_TEST", json.dumps({"conn_type": "http", **registry}))
+    manifest = write_day(extracts_root, "orders", DAY, rows=30, formats=("csv",))
+    dag = make_dag(
+        OrdersToKafkaOperator,
+        kafka_config_id="kafka_secret_test",
+        schema_registry_conn_id="registry_secret_test",
+    )
+
+    run = run_day(dag)
+
+    assert run.state == "success"
+    assert report_of(run)["published"] == len(manifest.published)
+    logs = capfd.readouterr().out + caplog.text
+    assert "Schema registry connection registry_secret_test" in logs, "the DAG's own connection was not used"
+    assert secret not in logs
+    assert secret not in json.dumps(rendered_fields(run), default=str)
+    assert secret not in json.dumps(report_of(run), default=str)
+
+
+def rendered_fields(run: Any) -> list[Any]:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    fields = RenderedTaskInstanceFields
+    with create_session() as session:
+        rows = session.scalars(
+            select(fields).where(fields.dag_id == run.dag_id, fields.run_id == run.run_id)
+        ).all()
+        assert rows, "no rendered fields were stored"
+        return [row.rendered_fields for row in rows]
