@@ -258,7 +258,7 @@ class TransactionalPublisher:
         try:
             self._producer.abort_transaction(min(self._timeout_s, 5.0))
         except KafkaException as exc:
-            return exc.args[0]  # type: ignore[no-any-return]
+            return exc.args[0]
         return None
 
     def _move_too_large(self, batch: BatchToPublish) -> list[int]:
