@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import Producer
 
 from kafka_ingest.batches import Headers, ReadBatch, RejectedRow
@@ -101,6 +102,17 @@ class _Prepared:
     records: list[OutgoingMessage]
     rejected: list[RejectedRow]
     skipped: int
+    table: pa.Table | None = None
+    row_numbers: np.ndarray | None = None
+
+    def original(self, row: int) -> dict[str, Any] | None:
+        """Row ``row`` as read, for a record that turns out too large to publish (rare, so lazy)."""
+        if self.table is None or self.row_numbers is None:
+            return None
+        position = int(np.searchsorted(self.row_numbers, row))
+        if position >= len(self.row_numbers) or self.row_numbers[position] != row:
+            return None
+        return dict(self.table.slice(position, 1).to_pylist()[0])
 
 
 class IngestionJob:
@@ -267,7 +279,9 @@ class IngestionJob:
                 prepared.records,
                 dlq,
                 lambda current: self._checkpoint_message(_advanced(checkpoint, current)),
-                on_too_large=lambda message, why: self._too_large(message, why, source),
+                on_too_large=lambda message, why: self._too_large(
+                    message, why, source, prepared.original(message.row)
+                ),
             )
             result = publisher.publish(batch, before_commit=self._check_budget)
             published, dlq_count = result.published, result.dlq
@@ -351,7 +365,7 @@ class IngestionJob:
         valid_positions = np.flatnonzero(outcome.valid)
         self._metrics.incr("rows_valid", len(valid_positions))
         records = self._encode(batch.file, table, rows, prepared, outcome.valid, valid_positions, rejected)
-        return _Prepared(records, rejected, skipped)
+        return _Prepared(records, rejected, skipped, table, rows)
 
     def _encode(
         self,
@@ -377,21 +391,29 @@ class IngestionJob:
                     original=table.slice(position, 1).to_pylist()[0],
                 )
             )
-        keys = table.column(self.spec.key_field).take(pa.array(positions)).to_pylist()
-        common = self._common_headers(path)
+        # Keys and the per-row header values are built column-wise, as bytes, by Arrow: a Python
+        # f-string, encode() and numpy scalar per row cost more than encoding the record.
+        take = pa.array(positions)
+        keys = pc.cast(table.column(self.spec.key_field).take(take), pa.binary()).to_pylist()
+        numbers = pa.array(rows[positions])
+        row_text = pc.cast(numbers, pa.string())
         correlation = _correlation_prefix(self.spec.topic, self.settings.extract_date, _file_name(path))
-        messages = []
-        for index, value in enumerate(values):
-            if value is None:
-                continue
-            row = int(rows[positions[index]])
-            headers = [
-                *common,
-                ("source.row", str(row).encode()),
-                ("correlation_id", f"{correlation}-{row}".encode()),
-            ]
-            messages.append(OutgoingMessage(self.spec.topic, value, keys[index].encode(), headers, row=row))
-        return messages
+        correlations = pc.binary_join_element_wise(f"{correlation}-", row_text, "")
+        common, topic = self._common_headers(path), self.spec.topic
+        return [
+            OutgoingMessage(
+                topic, value, key, [*common, ("source.row", row_bytes), ("correlation_id", cid)], -1, row
+            )
+            for value, key, row_bytes, cid, row in zip(
+                values,
+                keys,
+                pc.cast(row_text, pa.binary()).to_pylist(),
+                pc.cast(correlations, pa.binary()).to_pylist(),
+                numbers.to_pylist(),
+                strict=True,
+            )
+            if value is not None
+        ]
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -413,13 +435,16 @@ class IngestionJob:
             row=rejected.row,
         )
 
-    def _too_large(self, message: OutgoingMessage, why: str, source: SourceInfo) -> OutgoingMessage:
+    def _too_large(
+        self, message: OutgoingMessage, why: str, source: SourceInfo, original: dict[str, Any] | None
+    ) -> OutgoingMessage:
+        """The DLQ record of a record refused for its size: the row as read, like any reject's."""
         rejected = RejectedRow(
             row=message.row,
             stage=Stage.PRODUCE,
             error_type="RecordTooLarge",
             message=f"{why}: the encoded record is {len(message.value)} bytes",
-            original={self.spec.key_field: (message.key or b"").decode()},
+            original=original or {self.spec.key_field: (message.key or b"").decode()},
         )
         return self._dlq_message(rejected, source)
 
