@@ -19,6 +19,7 @@ the commit fail, and the commit is what decides.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -203,8 +204,25 @@ class TransactionalPublisher:
         """Produce the whole batch; records refused for their size are all collected before aborting."""
         self._failed.clear()
         refused = False
-        for message in (*batch.records, *batch.dlq, batch.checkpoint(batch)):
-            refused = not self._produce(message) or refused
+        # The hot loop: one produce() per record with everything looked up once; the rare paths
+        # (a full queue, a refused record) go the way _produce goes.
+        produce, on_delivery = self._producer.produce, self._on_delivery
+        for message in itertools.chain(batch.records, batch.dlq, (batch.checkpoint(batch),)):
+            try:
+                produce(
+                    message.topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=message.headers,
+                    partition=message.partition,
+                    on_delivery=on_delivery,
+                )
+            except BufferError:
+                self._producer.poll(0.05)
+                refused = not self._produce(message) or refused
+            except KafkaException as exc:
+                self._note_refused(message, exc)
+                refused = True
         if refused:
             raise KafkaException(
                 KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "record too large", txn_requires_abort=True)
@@ -226,10 +244,14 @@ class TransactionalPublisher:
             except BufferError:
                 self._producer.poll(0.05)
             except KafkaException as exc:
-                if exc.args[0].code() in _TOO_LARGE:
-                    self._failed.append((exc.args[0], _Refused(message)))
-                    return False
-                raise
+                self._note_refused(message, exc)
+                return False
+
+    def _note_refused(self, message: OutgoingMessage, exc: KafkaException) -> None:
+        """Note a record refused as too large (the batch will move it to the DLQ); re-raise the rest."""
+        if exc.args[0].code() not in _TOO_LARGE:
+            raise exc
+        self._failed.append((exc.args[0], _Refused(message)))
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
