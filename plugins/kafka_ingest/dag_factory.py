@@ -72,6 +72,10 @@ fsspec URL (default: the repo's sample extracts). Connections: `{kafka_config_id
 """
 
 
+#: Environment switch for schema auto-registration (``false`` in production).
+AUTO_REGISTER_ENV = "KAFKA_INGEST_AUTO_REGISTER"
+
+
 def build_ingest_dag(
     operator_class: type[ExtractToKafkaOperator],
     *,
@@ -86,12 +90,16 @@ def build_ingest_dag(
     poke_interval: timedelta = timedelta(minutes=2),
     owner: str = "data-platform",
     tags: tuple[str, ...] = (),
+    auto_register: bool | None = None,
 ) -> DAG:
     """The ingestion DAG of a dataset operator (a subclass that sets ``spec``).
 
     :param topic: the topic to publish to (default: the spec's), plus ``$KAFKA_INGEST_TOPIC_SUFFIX``.
     :param kafka_config_id: the Kafka connection of this DAG (each DAG may use its own).
     :param sensor_timeout: how long to wait for ``_SUCCESS`` before failing the run.
+    :param auto_register: register the value schema if needed (dev). Default: ``$KAFKA_INGEST_AUTO_REGISTER``
+        (``true`` unless set); set it to ``false`` in production, where the registered schema is
+        required and a schema change goes through the release process.
     """
     spec = operator_class.spec
     if spec is None:
@@ -137,6 +145,7 @@ def build_ingest_dag(
             day_files=files,
             kafka_config_id=kafka_config_id,
             schema_registry_conn_id=schema_registry_conn_id,
+            auto_register=_auto_register() if auto_register is None else auto_register,
             reprocess="{{ params.reprocess }}",
             validate_only="{{ params.dry_run }}",
             batch_size="{{ params.batch_size }}",
@@ -250,3 +259,7 @@ def _params() -> dict[str, Param]:
             description="Fail a file once more than this share of its rows goes to the DLQ.",
         ),
     }
+
+
+def _auto_register() -> bool:
+    return os.environ.get(AUTO_REGISTER_ENV, "true").strip().lower() not in ("false", "0", "no")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from kafka_ingest.dedup import FIRST_OCCURRENCE_COLUMN
+from kafka_ingest.errors import PermanentError
 from kafka_ingest.specs import Rule, TopicSpec
 
 KEY_UNIQUE_RULE = "key_unique_in_day"
@@ -38,8 +39,13 @@ _RESULT_FORMAT = {"result_format": "COMPLETE"}
 _names = itertools.count()
 
 
-class BatchRuleError(Exception):
-    """A batch-level rule failed: the file must not be published. Names the rules, never values."""
+class BatchRuleError(PermanentError):
+    """A batch-level rule failed: the file must not be published. Names the rules, never values.
+
+    A retry cannot help (the file is what it is), so the task fails at once. Batch rules judge
+    each read batch; the columns they usually check are the file's header, so the first batch
+    fails before anything of the file is published.
+    """
 
     def __init__(self, dataset: str, rules: Iterable[str], reason: str = "failed"):
         self.dataset = dataset
