@@ -251,7 +251,7 @@ class TransactionalPublisher:
         """Note a record refused as too large (the batch will move it to the DLQ); re-raise the rest."""
         if exc.args[0].code() not in _TOO_LARGE:
             raise exc
-        self._failed.append((exc.args[0], _Refused(message)))
+        self._failed.append((exc.args[0], _Refused(message)))  # type: ignore[arg-type]
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:
