@@ -23,7 +23,8 @@ Decisions taken where EXTRACTS.md is silent:
   be read become read-stage rejects and reading goes on: ``wrong_field_count`` (``original`` is
   header -> value, extra values under ``_extra``), ``bad_quoting`` (the parser resynchronises at
   the next physical line), ``invalid_encoding`` (undecodable bytes, replaced by U+FFFD in
-  ``original``), ``field_too_large`` (a field over the field size limit, 1 MiB by default) and
+  ``original``), ``field_too_large`` (a field over the field size limit, 1 MiB by default;
+  reading resumes after the line that closes its quotes, so its tail is not read as records) and
   ``line_too_long`` (a physical line over that limit: reading it whole would break the memory
   bound, and no sane order row is that long). ``original`` is raw text (at most 64 KiB) when
   the fields could not be split. Messages give the physical line numbers.
@@ -413,6 +414,7 @@ class _CsvReader(_TextReader):
         super().__init__(spec, limits, lines)
         self.reader = csv.reader(self.source, delimiter=spec.options.csv_delimiter, strict=True)
         self.header: list[str] = []
+        self.skipped_lines = 0  # physical lines read past the parser (see _skip_field_tail)
 
     def batches(self) -> Iterator[ReadBatch]:
         """Like the base loop, with our field limit in force only while this reader runs.
@@ -486,7 +488,7 @@ class _CsvReader(_TextReader):
         if not fields and not lines.dirty:
             lines.next_record()
             return False
-        span = lines.span(self.reader.line_num)
+        span = lines.span(self.reader.line_num + self.skipped_lines)
         if lines.too_long:
             limit = self.limits.field
             batch.reject(n, LINE_TOO_LONG, f"{span}: a line is longer than {limit} characters", lines.raw())
@@ -506,8 +508,30 @@ class _CsvReader(_TextReader):
         error_type = FIELD_TOO_LARGE if message.startswith("field larger") else BAD_QUOTING
         if lines.too_long:
             error_type = LINE_TOO_LONG
-        batch.reject(n, error_type, f"{lines.span(self.reader.line_num)}: {message}", lines.raw())
+        span = lines.span(self.reader.line_num + self.skipped_lines)
+        batch.reject(n, error_type, f"{span}: {message}", lines.raw())
+        if error_type == FIELD_TOO_LARGE:
+            self._skip_field_tail()
         lines.next_record()
+
+    def _skip_field_tail(self) -> None:
+        """Read past the rest of a quoted field that outgrew the field size limit.
+
+        The parser gives up on the field and starts afresh at the next physical line, which is
+        still inside the field's quotes: the field's tail would be read as records of its own, and
+        its closing quote would open a field that swallows the next good record. An odd number of
+        quote characters in the record so far means it is still inside quotes (``""`` counts
+        two), so whole lines are skipped, neither parsed nor kept, until one closes the quotes.
+        """
+        lines = self.lines
+        inside = sum(line.count('"') for line in lines.pending) % 2 == 1
+        while inside:
+            line = next(self.source, None)
+            if line is None:
+                return
+            self.skipped_lines += 1
+            lines.pending.clear()
+            inside = line.count('"') % 2 == 0
 
     def _dict(self, fields: list[str]) -> dict[str, Any]:
         header = self.header

@@ -431,6 +431,15 @@ def test_field_over_the_size_limit_is_rejected_and_reading_goes_on(tmp_path: Pat
     assert rows(batches)[-1][1] == {"a": "2", "b": "ok"}
 
 
+def test_a_quoted_field_over_the_limit_is_one_reject_and_its_tail_is_no_record(tmp_path: Path) -> None:
+    big = "\n".join(['y "" ' * 10] * 30)  # 30 lines, escaped quotes inside
+    path = write(tmp_path / "part-1.csv", f'a,b\n1,"{big}"\n2,"ok ""quoted"""\n3\n')
+    batches = read(path, field_size_limit=1000)
+    assert [(r.row, r.error_type) for r in rejects(batches)] == [(1, FIELD_TOO_LARGE), (3, WRONG_FIELD_COUNT)]
+    assert rows(batches) == [(2, {"a": "2", "b": 'ok "quoted"'})]
+    assert rejects(batches)[1].message.startswith("line 33:")
+
+
 def test_line_over_the_size_limit_is_rejected_without_reading_it_whole(tmp_path: Path) -> None:
     path = write(tmp_path / "part-1.csv", "a,b\n1," + "z" * 300_000 + "\n2,ok\n")
     batches = read(path, field_size_limit=1000)
