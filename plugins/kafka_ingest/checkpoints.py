@@ -56,6 +56,8 @@ class Checkpoint:
     batches: int = 0
     run_id: str = ""
     try_number: int = 0
+    #: written by a run that republishes the file from row 1 (``reprocess``)
+    reprocess: bool = False
     updated_at: float = field(default_factory=time.time)
 
     def to_json(self) -> bytes:

@@ -209,10 +209,16 @@ class IngestionJob:
         return summary
 
     def _resume_position(self, path: str, summary: FileSummary, previous: Checkpoint | None) -> int | None:
-        """Where to start; None means "complete and unchanged". Raises when the file changed."""
-        if previous is None or self.settings.reprocess:
-            if previous is not None:
-                log.warning("Reprocessing %s: republishing it from row 1 as asked.", path)
+        """Where to start; None means "complete and unchanged". Raises when the file changed.
+
+        Reprocessing starts from row 1 once per run: a retry (or clear) of a run that is already
+        reprocessing the file resumes from that reprocessing's checkpoint, as any retry does.
+        Otherwise every retry would publish again what the failed try had committed.
+        """
+        if previous is None:
+            return 0
+        if self.settings.reprocess and not (previous.reprocess and previous.run_id == self._run.run_id):
+            log.warning("Reprocessing %s: republishing it from row 1 as asked.", path)
             return 0
         if previous.fingerprint != summary.fingerprint:
             raise ExtractChangedError(
@@ -240,7 +246,11 @@ class IngestionJob:
     ) -> Checkpoint:
         """Publish the file's batches after ``resume_after``; returns the last checkpoint written."""
         checkpoint = Checkpoint(
-            key=key, fingerprint=summary.fingerprint, run_id=self._run.run_id, try_number=self._run.try_number
+            key=key,
+            fingerprint=summary.fingerprint,
+            run_id=self._run.run_id,
+            try_number=self._run.try_number,
+            reprocess=self.settings.reprocess,
         )
         if base is not None:
             checkpoint.rows_done, checkpoint.published = base.rows_done, base.published
