@@ -175,12 +175,14 @@ def read_topic(
                     pending.discard(message.partition())
                     continue
                 raise KafkaException(error)
-            raw_headers = [(k, v or b"") for k, v in message.headers() or []]
+            headers = message.headers() or []  # a consumed record's headers are a list of pairs
+            pairs = headers.items() if isinstance(headers, dict) else headers
+            raw_headers = [(name, _bytes(value)) for name, value in pairs]
             records.append(
                 Record(
                     topic=topic,
-                    partition=message.partition(),
-                    offset=message.offset(),
+                    partition=message.partition() or 0,
+                    offset=message.offset() or 0,
                     key=message.key(),
                     value=message.value() or b"",
                     headers=dict(raw_headers),
@@ -190,6 +192,10 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def _bytes(value: str | bytes | None) -> bytes:
+    return value.encode() if isinstance(value, str) else value or b""
 
 
 def decode_values(registry_url: str, topic: str, records: Iterable[Record]) -> list[dict[str, Any]]:

@@ -37,7 +37,9 @@ from ingest_helpers import (
 
 from kafka_ingest import wiring
 from kafka_ingest.dlq import RunInfo
+from kafka_ingest.errors import PermanentError
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+from kafka_ingest.pipeline import ExtractChangedError
 from kafka_ingest.publisher import ProducerFenced
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.topics.orders import ORDERS
@@ -114,6 +116,24 @@ def test_a_rerun_of_a_completed_run_publishes_nothing_new_and_says_so(
     assert_every_valid_row_exactly_once(records, manifest)
     assert {record.header("run_id") for record in records} == {RUN.run_id}
     assert len(read_topic(endpoints.bootstrap, spec.dlq_topic)) == len(manifest.rejected)
+
+
+def test_a_rerun_after_the_file_changed_fails_and_publishes_nothing_of_the_new_version(
+    endpoints: Endpoints, manifest: DayManifest, topic: str
+) -> None:
+    spec = with_topic(ORDERS, topic)
+    run_job(endpoints, spec, manifest.files, batch_size=BATCH_SIZE)
+    path = Path(manifest.files[0])
+    path.write_bytes(path.read_bytes().replace(b"CREATED", b"CONFIRMED", 1))
+
+    with pytest.raises(ExtractChangedError, match="reprocess=True") as changed:
+        run_job(endpoints, spec, manifest.files, batch_size=BATCH_SIZE, run=attempt("rerun"))
+
+    assert isinstance(changed.value, PermanentError)
+    assert str(path) in str(changed.value)
+    records = read_topic(endpoints.bootstrap, topic)
+    assert_every_valid_row_exactly_once(records, manifest)
+    assert {record.header("run_id") for record in records} == {RUN.run_id}
 
 
 def test_after_a_sigkill_between_batches_a_rerun_publishes_every_valid_row_exactly_once(

@@ -44,7 +44,7 @@ def user_id_as_long(fields: list[dict[str, object]]) -> None:
 
 
 def operator(
-    spec: TopicSpec, endpoints: Endpoints, day: DayManifest, **kwargs: object
+    spec: TopicSpec, endpoints: Endpoints, day: DayManifest, *, auto_register: bool = True
 ) -> OrdersToKafkaOperator:
     return OrdersToKafkaOperator(
         task_id="publish",
@@ -52,7 +52,7 @@ def operator(
         extract_date=DATE,
         topic=spec.topic,
         checkpoint_topic=endpoints.checkpoint_topic,
-        **kwargs,
+        auto_register=auto_register,
     )
 
 
