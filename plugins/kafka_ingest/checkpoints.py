@@ -56,6 +56,8 @@ class Checkpoint:
     batches: int = 0
     run_id: str = ""
     try_number: int = 0
+    #: how many times the run had been cleared (Airflow's ``clear_number``) when this was written
+    clear_number: int = 0
     #: written by a run that republishes the file from row 1 (``reprocess``)
     reprocess: bool = False
     updated_at: float = field(default_factory=time.time)

@@ -41,6 +41,8 @@ class RunInfo:
     task_id: str = ""
     map_index: int = -1
     try_number: int = 0
+    #: how many times the run was cleared: tells a retry (same) from a rerun (higher)
+    clear_number: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {

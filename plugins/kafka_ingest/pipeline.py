@@ -211,13 +211,14 @@ class IngestionJob:
     def _resume_position(self, path: str, summary: FileSummary, previous: Checkpoint | None) -> int | None:
         """Where to start; None means "complete and unchanged". Raises when the file changed.
 
-        Reprocessing starts from row 1 once per run: a retry (or clear) of a run that is already
-        reprocessing the file resumes from that reprocessing's checkpoint, as any retry does.
-        Otherwise every retry would publish again what the failed try had committed.
+        Reprocessing starts from row 1 once per attempt of the run: an automatic retry of a task
+        that is already reprocessing the file resumes from that reprocessing's checkpoint, as any
+        retry does (else it would publish again what the failed try had committed). Clearing the
+        run or task (a backfill of existing runs does) is a new attempt and starts over.
         """
         if previous is None:
             return 0
-        if self.settings.reprocess and not (previous.reprocess and previous.run_id == self._run.run_id):
+        if self.settings.reprocess and not self._continues(previous):
             log.warning("Reprocessing %s: republishing it from row 1 as asked.", path)
             return 0
         if previous.fingerprint != summary.fingerprint:
@@ -233,6 +234,11 @@ class IngestionJob:
             "Resuming %s after row %d (checkpoint of try %d).", path, previous.rows_done, previous.try_number
         )
         return previous.rows_done
+
+    def _continues(self, previous: Checkpoint) -> bool:
+        """Whether ``previous`` was written by an earlier try of this attempt's reprocessing."""
+        same_attempt = (previous.run_id, previous.clear_number) == (self._run.run_id, self._run.clear_number)
+        return previous.reprocess and same_attempt
 
     def _stream(
         self,
@@ -250,6 +256,7 @@ class IngestionJob:
             fingerprint=summary.fingerprint,
             run_id=self._run.run_id,
             try_number=self._run.try_number,
+            clear_number=self._run.clear_number,
             reprocess=self.settings.reprocess,
         )
         if base is not None:

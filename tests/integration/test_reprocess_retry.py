@@ -1,5 +1,6 @@
-"""``reprocess`` republishes a file once per run: a retry of a reprocessing run resumes, as any
-retry does (the DAGs retry every task up to three times)."""
+"""``reprocess`` republishes a file once per attempt of a run: an automatic retry of a
+reprocessing task resumes, as any retry does (the DAGs retry every task up to three times); a
+cleared run (a backfill of existing runs clears them) or a new run republishes again."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from kafka_ingest.topics.orders import ORDERS
 pytestmark = pytest.mark.integration
 
 
-def test_a_retry_of_a_reprocessing_run_publishes_nothing_again_and_a_new_run_does(
+def test_a_retry_of_a_reprocessing_task_publishes_nothing_again(
     endpoints: Endpoints, tmp_path: Path, unique_name: Callable[[str], str]
 ) -> None:
     spec = with_topic(ORDERS, unique_name("reprocess"))
@@ -27,11 +28,23 @@ def test_a_retry_of_a_reprocessing_run_publishes_nothing_again_and_a_new_run_doe
 
     reprocessed = run_job(endpoints, spec, manifest.files, reprocess=True)
     retried = run_job(endpoints, spec, manifest.files, run=replace(RUN, try_number=2), reprocess=True)
-    assert key_counts(read_topic(endpoints.bootstrap, spec.topic)) == Counter(
-        {key: 2 for key in manifest.published}
-    )
-    again = run_job(endpoints, spec, manifest.files, run=replace(RUN, run_id="it_run_2"), reprocess=True)
 
     assert (reprocessed["published"], reprocessed["skipped"]) == (len(manifest.published), 0)
     assert (retried["published"], retried["skipped"]) == (0, manifest.rows)
-    assert again["published"] == len(manifest.published)
+    published = key_counts(read_topic(endpoints.bootstrap, spec.topic))
+    assert published == Counter({key: 2 for key in manifest.published})
+
+
+def test_reprocessing_a_cleared_run_or_a_new_run_republishes(
+    endpoints: Endpoints, tmp_path: Path, unique_name: Callable[[str], str]
+) -> None:
+    spec = with_topic(ORDERS, unique_name("reprocess"))
+    manifest = write_day(tmp_path, "orders", "2026-01-01", rows=20)
+    run_job(endpoints, spec, manifest.files, reprocess=True)
+
+    cleared = run_job(endpoints, spec, manifest.files, run=replace(RUN, clear_number=1), reprocess=True)
+    other = run_job(endpoints, spec, manifest.files, run=replace(RUN, run_id="it_run_2"), reprocess=True)
+
+    assert cleared["published"] == other["published"] == len(manifest.published)
+    published = key_counts(read_topic(endpoints.bootstrap, spec.topic))
+    assert published == Counter({key: 3 for key in manifest.published})

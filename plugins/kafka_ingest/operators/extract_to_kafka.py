@@ -199,12 +199,15 @@ def _as_optional(value: Any, kind: type) -> Any:
 
 
 def run_info(context: Context) -> RunInfo:
-    """The dag/run/task/try ids of the running task instance, for headers and DLQ records."""
+    """The dag/run/task/try ids of the running task instance, for headers, DLQ records and
+    checkpoints (the run's clear number tells a retry from a rerun)."""
     ti = context["ti"]
+    dag_run = context.get("dag_run")
     return RunInfo(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
         task_id=ti.task_id,
         map_index=ti.map_index if ti.map_index is not None else -1,
         try_number=ti.try_number or 0,
+        clear_number=getattr(dag_run, "clear_number", 0) or 0,
     )
