@@ -168,6 +168,102 @@ class _Scan:
         )
 
 
+class SeenKeys:
+    """The same rule decided in one pass: every key is judged against the keys seen before it.
+
+    Used when the job reads every file of the rule's scope front to back anyway: recording each
+    batch's keys as it is judged gives exactly :class:`DuplicateIndex`'s answers without the
+    pre-scan, which read every file twice. Calls must follow (file name, row) order, as for
+    :meth:`DuplicateIndex.build`; a file the job does not publish is fed through :meth:`record`.
+
+    Memory: each distinct key once, sorted by a 64-bit hash (8 bytes) next to its text (Arrow,
+    length + 4 bytes); lookups are binary searches on the hashes, and a hash that matches is
+    confirmed on the text, so the answer is exact. Hashes live in a few sorted runs merged like a
+    binary counter, so adding n keys costs O(n log n) in all.
+    """
+
+    def __init__(self) -> None:
+        self._order = _Scan()
+        self._runs: list[tuple[np.ndarray, pa.Array]] = []
+
+    def record(self, file: str, row_numbers: np.ndarray, keys: pa.Array) -> None:
+        """Note the keys of rows that are not judged (a file published earlier, rows resumed past)."""
+        self.is_first_occurrence(file, row_numbers, keys)
+
+    def is_first_occurrence(self, file: str, row_numbers: np.ndarray, keys: pa.Array) -> np.ndarray:
+        """As :meth:`DuplicateIndex.is_first_occurrence`; the keys count as seen afterwards."""
+        self._order._check_order(file, np.asarray(row_numbers, dtype=np.int64))
+        keys = _as_large_string(keys)
+        first = np.ones(len(keys), dtype=bool)
+        present = np.flatnonzero(pc.fill_null(pc.not_equal(keys, ""), False).to_numpy(zero_copy_only=False))
+        if not len(present):
+            return first
+        texts = keys.take(pa.array(present)).cast(pa.string())
+        hashes = _hash(texts)
+        repeated = np.zeros(len(present), dtype=bool)
+        for run_hashes, run_texts in self._runs:
+            at = np.searchsorted(run_hashes, hashes)
+            hit = run_hashes[np.minimum(at, len(run_hashes) - 1)] == hashes
+            for i in np.flatnonzero(hit):
+                repeated[i] = repeated[i] or _text_at(run_hashes, run_texts, int(at[i]), texts[i].as_py())
+        ordered = np.sort(hashes)
+        shared = ordered[1:][ordered[1:] == ordered[:-1]]
+        if len(shared):  # rows of this batch that share a hash: judged in row order, on the text
+            seen: set[str] = set()
+            for i in np.flatnonzero(np.isin(hashes, shared)):
+                text = texts[i].as_py()
+                repeated[i] = repeated[i] or text in seen
+                seen.add(text)
+        first[present[repeated]] = False
+        self._add(hashes[~repeated], texts.filter(pa.array(~repeated)))
+        return first
+
+    def _add(self, hashes: np.ndarray, texts: pa.Array) -> None:
+        if not len(hashes):
+            return
+        order = np.argsort(hashes, kind="stable")
+        self._runs.append((hashes[order], texts.take(pa.array(order))))
+        while len(self._runs) > 1 and len(self._runs[-1][0]) * 2 >= len(self._runs[-2][0]):
+            (h1, t1), (h2, t2) = self._runs.pop(), self._runs.pop()
+            merged = np.concatenate([h2, h1])
+            order = np.argsort(merged, kind="stable")
+            self._runs.append((merged[order], pa.concat_arrays([t2, t1]).take(pa.array(order))))
+
+
+def _text_at(hashes: np.ndarray, texts: pa.Array, at: int, text: str) -> bool:
+    """Whether ``text`` is among the keys stored under ``hashes[at]`` (and the same hash after it)."""
+    wanted = hashes[at]
+    while at < len(hashes) and hashes[at] == wanted:
+        if texts[at].as_py() == text:
+            return True
+        at += 1
+    return False
+
+
+_HASH_BASE = 0x100000001B3  # FNV's 64-bit prime; any odd constant works, the text is compared anyway
+_powers = np.ones(1, dtype=np.uint64)
+
+
+def _hash(texts: pa.Array) -> np.ndarray:
+    """A 64-bit polynomial hash of each non-empty string, computed over Arrow's buffers with numpy."""
+    global _powers
+    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    longest = int(lengths.max())
+    if longest > len(_powers):
+        base, powers = _HASH_BASE, [1]
+        for _ in range(longest - 1):
+            powers.append(powers[-1] * base % (1 << 64))
+        _powers = np.array(powers, dtype=np.uint64)
+    relative = starts - offsets[0]
+    position = np.arange(len(data), dtype=np.int64) - np.repeat(relative, lengths)
+    with np.errstate(over="ignore"):
+        sums = np.add.reduceat(data.astype(np.uint64) * _powers[position], relative)
+        mixed = (sums ^ lengths.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
+        return mixed ^ (mixed >> np.uint64(29))
+
+
 def _as_large_string(keys: pa.Array | pa.ChunkedArray) -> pa.Array:
     keys = pc.cast(keys, pa.large_string())
     return keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys

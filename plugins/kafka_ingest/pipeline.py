@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 
 from kafka_ingest.batches import Headers, ReadBatch, RejectedRow
 from kafka_ingest.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
-from kafka_ingest.dedup import DuplicateIndex
+from kafka_ingest.dedup import DuplicateIndex, SeenKeys
 from kafka_ingest.dlq import DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_headers, dlq_key
 from kafka_ingest.encoding import TableEncoder
 from kafka_ingest.errors import PermanentError
@@ -148,7 +148,8 @@ class IngestionJob:
         self._run = run
         self._validator = BatchValidator(spec)
         self._dlq = DlqEnvelopeBuilder(spec, run)
-        self._duplicates = DuplicateIndex.empty()
+        self._duplicates: DuplicateIndex | SeenKeys = DuplicateIndex.empty()
+        self._unrecorded: list[str] = []
         self._rows_read_total = 0
         self._dlq_total = 0
 
@@ -157,7 +158,7 @@ class IngestionJob:
         ordered = sorted(files, key=_file_name)
         with _fewer_gc_passes():
             if self.spec.unique_key:
-                self._duplicates = self._scan_duplicates(sorted(day_files or files, key=_file_name), ordered)
+                self._duplicates = self._duplicate_rule(sorted(day_files or files, key=_file_name), ordered)
             summaries = []
             for path in ordered:
                 summary = self._ingest_file(path)
@@ -173,6 +174,7 @@ class IngestionJob:
 
     def _ingest_file(self, path: str) -> FileSummary:
         name = _file_name(path)
+        self._record_keys_before(name)
         summary = FileSummary(file=path, fingerprint=fingerprint(path))
         key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
         summary.checkpoint = key
@@ -196,6 +198,7 @@ class IngestionJob:
                 summary.status = "already published"
                 summary.rows_read = summary.skipped = previous.rows_done
                 log.info("%s was already published completely (%s); nothing to do.", path, key)
+                self._record_keys([path])
                 self._metrics.incr("rows_read", previous.rows_done)
                 self._metrics.incr("rows_skipped", previous.rows_done)
                 return summary
@@ -354,21 +357,25 @@ class IngestionJob:
     def _prepare(self, batch: ReadBatch, resume_after: int) -> _Prepared:
         table, rows, rejected, skipped = batch.table, batch.row_numbers, list(batch.rejected), 0
         self._metrics.incr("rows_read", batch.rows_read)
+        # Judged before the resume filter: the one-pass rule must see the keys of skipped rows too.
+        first = None
+        if self.spec.unique_key:
+            keys = table.column(self.spec.key_field)
+            first = self._duplicates.is_first_occurrence(_file_name(batch.file), rows, keys)
         if resume_after and batch.last_row <= resume_after:
             return _Prepared([], [], batch.rows_read)
         if resume_after:
             keep = rows > resume_after
             skipped = int((~keep).sum()) + sum(r.row <= resume_after for r in rejected)
             table, rows = table.filter(pa.array(keep)), rows[keep]
+            first = first[keep] if first is not None else None
             rejected = [r for r in rejected if r.row > resume_after]
         if table.num_rows == 0:
             return _Prepared([], rejected, skipped)
         started = time.monotonic()
         frame = table.to_pandas()
-        if self.spec.unique_key:
-            frame["_first_occurrence"] = self._duplicates.is_first_occurrence(
-                _file_name(batch.file), rows, table.column(self.spec.key_field)
-            )
+        if first is not None:
+            frame["_first_occurrence"] = first
         prepared = self.spec.prepare(frame)
         outcome = self._validator.validate(prepared)
         self._metrics.timing("validate_latency", time.monotonic() - started)
@@ -478,22 +485,42 @@ class IngestionJob:
             partition=self._checkpoints.partition(checkpoint.key),
         )
 
-    def _scan_duplicates(self, day_files: Sequence[str], files: Sequence[str]) -> DuplicateIndex:
-        """Scan the key column of the day's files up to the last one this job publishes."""
+    def _duplicate_rule(self, day_files: Sequence[str], files: Sequence[str]) -> DuplicateIndex | SeenKeys:
+        """How this job decides the day's duplicate rule.
+
+        When every file it publishes is in the day's scope, it decides in one pass
+        (:class:`SeenKeys`): the files it publishes are judged as they stream, and the scope's
+        other files up to its last one are key-scanned when their turn comes. Otherwise (files
+        outside the day's listing) it pre-scans the scope into a :class:`DuplicateIndex`.
+        """
         last = _file_name(files[-1]) if files else ""
         scope = [f for f in day_files if _file_name(f) <= last]
+        publishing = {_file_name(f) for f in files}
+        if not publishing <= {_file_name(f) for f in scope}:
+            return DuplicateIndex.build(self._key_chunks(scope))
+        self._unrecorded = [f for f in scope if _file_name(f) not in publishing]
+        return SeenKeys()
 
-        def chunks() -> Iterable[tuple[str, np.ndarray, pa.Array]]:
-            for path in scope:
-                for batch in read_extract(
-                    path,
-                    columns=(self.spec.key_field,),
-                    batch_rows=max(self.settings.batch_size, 100_000),
-                    options=self.spec.reader,
-                ):
-                    yield _file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
+    def _record_keys_before(self, name: str) -> None:
+        """Feed the one-pass rule the scope's unpublished files that come before ``name``."""
+        while self._unrecorded and _file_name(self._unrecorded[0]) < name:
+            self._record_keys([self._unrecorded.pop(0)])
 
-        return DuplicateIndex.build(chunks())
+    def _record_keys(self, paths: Sequence[str]) -> None:
+        if isinstance(self._duplicates, SeenKeys):
+            for file, rows, keys in self._key_chunks(paths):
+                self._duplicates.record(file, rows, keys)
+
+    def _key_chunks(self, paths: Sequence[str]) -> Iterator[tuple[str, np.ndarray, pa.Array]]:
+        """The key column of ``paths``, read as a full read numbers and rejects the rows."""
+        for path in paths:
+            for batch in read_extract(
+                path,
+                columns=(self.spec.key_field,),
+                batch_rows=max(self.settings.batch_size, 100_000),
+                options=self.spec.reader,
+            ):
+                yield _file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
 
 
 def _advanced(checkpoint: Checkpoint, batch: BatchToPublish) -> Checkpoint:

@@ -125,3 +125,50 @@ def _orders_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     }
     schema = pa.schema([(column, pa.string()) for column in ORDERS.all_columns])
     return pa.Table.from_pylist([base | row for row in rows], schema=schema).to_pandas()
+
+
+# -- SeenKeys: the same rule decided in one pass ------------------------------------------------
+
+KEYS = ["A", "B", "A-1", "", None, "봄", "b", "A "]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_pass_gives_the_pre_scans_answers(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for file in ("part-0.csv", "part-1.jsonl", "part-2.parquet")[: rng.integers(1, 4)]:
+        row = 1
+        for _ in range(rng.integers(1, 5)):
+            keys = [KEYS[i] for i in rng.integers(0, len(KEYS), rng.integers(0, 30))]
+            chunks.append(chunk(file, keys, row))
+            row += len(keys) + int(rng.integers(0, 3))  # gaps: read-stage rejects have no key
+    index, seen = DuplicateIndex.build(chunks), dedup.SeenKeys()
+    for file, rows, keys in chunks:
+        assert (
+            seen.is_first_occurrence(file, rows, keys).tolist()
+            == index.is_first_occurrence(file, rows, keys).tolist()
+        )
+
+
+def test_one_pass_compares_text_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dedup, "_hash", lambda texts: np.zeros(len(texts), dtype=np.uint64))
+    seen = dedup.SeenKeys()
+    assert first_seen(seen, "part-0.csv", ["A", "B", "A"]) == [True, True, False]
+    assert first_seen(seen, "part-0.csv", ["C", "B", "D", "C"], 4) == [True, False, True, False]
+
+
+def test_one_pass_recorded_rows_count_as_seen() -> None:
+    seen = dedup.SeenKeys()
+    seen.record(*chunk("part-0.csv", ["A", "B"]))
+    assert first_seen(seen, "part-1.csv", ["B", "C"]) == [False, True]
+
+
+def test_one_pass_refuses_rows_out_of_order() -> None:
+    seen = dedup.SeenKeys()
+    seen.record(*chunk("part-1.csv", ["A"]))
+    with pytest.raises(ValueError, match="name order"):
+        seen.record(*chunk("part-0.csv", ["A"]))
+
+
+def first_seen(seen: dedup.SeenKeys, file: str, keys: Sequence[str | None], first_row: int = 1) -> list[bool]:
+    return seen.is_first_occurrence(*chunk(file, keys, first_row)).tolist()
