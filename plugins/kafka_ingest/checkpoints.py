@@ -10,7 +10,10 @@ older attempt and aborts its open transaction: from then on nothing can change o
 back. Other files' producers may still hold open transactions on the same partition, so the read
 goes on (read_committed) until the consumer has passed the partition's *high watermark*, not just
 its last stable offset; otherwise a committed checkpoint that sits behind another producer's open
-transaction would be missed and its batches published twice.
+transaction would be missed and its batches published twice. A transaction left open by a crashed
+task is aborted by the broker after ``transaction.timeout.ms``, so the read timeout must be longer
+than that (``wiring.build_job`` sets it so): a read may wait for a dead transaction, but never
+fails because of one.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class CheckpointStore:
         topic: str,
         *,
         client_config: dict[str, Any],
-        read_timeout_s: float = 60.0,
+        read_timeout_s: float = 90.0,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
         self.topic = topic
@@ -160,7 +163,7 @@ class CheckpointStore:
                     f"within {self._read_timeout_s:.0f}s (stuck at {position}): another producer may hold "
                     "an open transaction; a retry will read it again."
                 )
-            for message in consumer.consume(num_messages=1000, timeout=0.5):
+            for message in consumer.consume(num_messages=1000, timeout=0.1):
                 if message.error() is not None:
                     continue
                 if message.key() == encoded_key:

@@ -53,7 +53,15 @@ def build_job(
             spec, settings, encoder=encoder, producer_factory=None, checkpoints=None, metrics=metrics, run=run
         ), schema_id
 
-    checkpoints = CheckpointStore(checkpoint_topic, client_config=dict(kafka_config))
+    transaction_timeout_s = (
+        producer_config(kafka_config, "", producer_overrides)["transaction.timeout.ms"] / 1000
+    )
+    checkpoints = CheckpointStore(
+        checkpoint_topic,
+        client_config=dict(kafka_config),
+        # Outlast a transaction a crashed task left open: the broker aborts it after its timeout.
+        read_timeout_s=float(transaction_timeout_s) + 30.0,
+    )
     checkpoints.ensure_topic()
 
     def producer_factory(transactional_id: str) -> Producer:
