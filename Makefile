@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit lint demo clean
+.PHONY: help setup up down status test test-unit lint demo bench clean
 
 help:
-	@echo "make setup | up | down | status | test | test-unit | lint | demo | clean   (see docs/stack.md)"
+	@echo "make setup | up | down | status | test | test-unit | lint | demo | bench | clean   (see docs/stack.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -57,6 +57,12 @@ lint: $(INSTALLED)
 
 demo: setup up
 	scripts/demo
+
+# Generates bench/data/ (reused while its parameters match), measures every variant in fresh
+# processes, checks counts on the consumer side, writes docs/benchmarks.md and .png (~20 min).
+BENCH_ARGS ?=
+bench: setup up
+	$(WITH_ENV) $(PY) bench/run.py $(BENCH_ARGS)
 
 clean: down
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache

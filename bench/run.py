@@ -1,0 +1,246 @@
+"""``make bench``: generate the orders extracts, measure every variant, check, report.
+
+Every measurement runs in a fresh process (``bench/variants.py``) so its peak RSS is its own;
+afterwards this process counts the records that reached the topics (read_committed for the
+transactional variants, plain for the peer) and voids the measurement, loudly, when the count is
+not what the generator's manifest says. Results go to ``bench/out/results.json``; the report
+(``docs/benchmarks.md`` and ``docs/benchmarks.png``) is written from them by ``bench/report.py``.
+
+Options: ``--quick`` (small sizes only, one repetition: a smoke test of the harness),
+``--only VARIANT[,VARIANT]``, ``--reps N``, ``--no-report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import datagen  # noqa: E402
+from bench.counting import count_records, delete_topics  # noqa: E402
+
+DATA = REPO / "bench" / "data"
+OUT = REPO / "bench" / "out"
+SIZES = (100_000, 500_000, 1_000_000, 5_000_000)
+KEY_SIZE = 1_000_000
+
+#: (variant, format, rows, repetitions). The slow peers run on fewer sizes (see docs/benchmarks.md).
+PLAN: list[tuple[str, str, int, int]] = [
+    *(("pipeline", "csv", n, 3) for n in SIZES),
+    ("pipeline", "parquet", KEY_SIZE, 3),
+    ("pipeline", "jsonl.gz", KEY_SIZE, 3),
+    ("pipeline-dag", "csv", KEY_SIZE, 1),
+    *(("limit-fastavro", "csv", n, 3) for n in SIZES[:3]),
+    *(("limit-bytes", "csv", n, 3) for n in SIZES),
+    *(("peer", "csv", n, 3) for n in SIZES[:3]),
+    ("peer", "csv", SIZES[3], 1),
+    ("peer-defaults", "csv", SIZES[0], 1),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="")
+    parser.add_argument("--reps", type=int, default=0)
+    parser.add_argument(
+        "--batch-size", type=int, default=0, help="pipeline and limits (default: the product's)"
+    )
+    parser.add_argument("--sizes", default="", help="comma-separated row counts to keep")
+    parser.add_argument("--formats", default="", help="comma-separated formats to keep")
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args()
+    plan = PLAN
+    if args.quick:
+        plan = [(v, f, 100_000, 1) for v, f, n, _ in PLAN if n == KEY_SIZE or v == "peer-defaults"]
+    if args.sizes:
+        plan = [p for p in plan if str(p[2]) in args.sizes.split(",")]
+    if args.formats:
+        plan = [p for p in plan if p[1] in args.formats.split(",")]
+    if args.only:
+        plan = [p for p in plan if p[0] in args.only.split(",")]
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    machine = describe_machine()
+    manifests = prepare_data(plan)
+    results = []
+    for variant, fmt, rows, reps in plan:
+        results.append(measure(variant, fmt, rows, args.reps or reps, manifests[rows], args.batch_size))
+    machine["load_after"] = os.getloadavg()
+    machine["bench_wall_seconds"] = round(time.monotonic() - started, 1)
+    payload = {"machine": machine, "data": {n: vars(m) for n, m in manifests.items()}, "results": results}
+    (OUT / "results.json").write_text(json.dumps(payload, indent=1))
+    print(f"bench: {len(results)} measurements in {machine['bench_wall_seconds']:.0f}s", OUT / "results.json")
+    voided = [r for r in results if r["void"]]
+    if not args.no_report:
+        from bench import report
+
+        report.write(payload)
+    if voided:
+        print(
+            f"bench: {len(voided)} measurement(s) VOID: " + "; ".join(r["void"] for r in voided),
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+def prepare_data(plan: list[tuple[str, str, int, int]]) -> dict[int, datagen.Manifest]:
+    manifests = {}
+    for rows in sorted({p[2] for p in plan}):
+        formats = tuple(sorted({p[1] for p in plan if p[2] == rows} | {"csv"}))
+        started = time.monotonic()
+        manifests[rows] = datagen.ensure_day(DATA, rows, formats)
+        print(f"bench: data {rows:>9,} rows {formats} ready in {time.monotonic() - started:.1f}s", flush=True)
+    return manifests
+
+
+def measure(
+    variant: str, fmt: str, rows: int, reps: int, manifest: datagen.Manifest, batch_size: int
+) -> dict[str, Any]:
+    """``reps`` fresh-process runs of one variant on one extract; median rows/s, max peak RSS."""
+    root = datagen.root_for(DATA, rows, manifest.seed)
+    task = {
+        "variant": variant,
+        "format": fmt,
+        "rows": rows,
+        "file": manifest.files[fmt],
+        "extracts_root": str(root / fmt.split(".")[0]),
+        "valid_mask": str(root / "valid.npy"),
+        "batch_size": batch_size or _product_batch_size(),
+        "log": str(OUT / f"{variant}-{fmt}-{rows}.log"),
+    }
+    if variant == "pipeline" and not batch_size:
+        task["batch_size"] = 0  # the product's default, whatever it is
+    runs, void = [], ""
+    for rep in range(reps):
+        load = os.getloadavg()[0]
+        run = _run_child(task)
+        problem = run.get("error") or check(variant, run, manifest)
+        run["load1"] = load
+        runs.append(run)
+        print(
+            f"bench: {variant:<14} {fmt:<8} {rows:>9,} rep {rep + 1}/{reps}: "
+            + (f"VOID {problem}" if problem else f"{rows / run['seconds']:>9,.0f} rows/s ")
+            + f"{run.get('seconds', 0):7.1f}s cpu {run.get('cpu_seconds', 0):5.1f}s "
+            + f"rss {run.get('rss_mb', 0):6.0f} MB load {load:.1f}",
+            flush=True,
+        )
+        if problem:
+            void = f"{variant} {fmt} {rows}: {problem}"
+            break
+    good = [r for r in runs if "seconds" in r]
+    seconds = statistics.median(r["seconds"] for r in good) if good and not void else None
+    return {
+        "variant": variant,
+        "format": fmt,
+        "rows": rows,
+        "reps": len(runs),
+        "seconds": seconds,
+        "rows_per_s": rows / seconds if seconds else None,
+        "rss_mb": max((r.get("rss_mb", 0) for r in runs), default=0),
+        "input_bytes": manifest.sizes[fmt],
+        "runs": runs,
+        "void": void,
+    }
+
+
+def _product_batch_size() -> int:
+    from kafka_ingest.pipeline import JobSettings
+
+    return JobSettings(extract_date="").batch_size
+
+
+def _run_child(task: dict[str, Any]) -> dict[str, Any]:
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.variants", json.dumps(task)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
+        return {"error": f"exit {process.returncode}: {' | '.join(tail)}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def check(variant: str, run: dict[str, Any], manifest: datagen.Manifest) -> str:
+    """Count what a consumer sees; a wrong count voids the measurement. Topics are deleted after."""
+    transactional = not variant.startswith("peer")
+    expected = manifest.peer_published if not transactional else manifest.published
+    topics = [run["topic"]] + ([run["dlq_topic"]] if "dlq_topic" in run else [])
+    try:
+        if run.get("state", "success") != "success":
+            return f"DAG run ended {run['state']}"
+        if "published" in run and run["published"] != expected:
+            return f"the run reports {run['published']} published, the manifest says {expected}"
+        seen = count_records(run["topic"], read_committed=transactional)
+        run["counted"] = seen
+        if seen != expected:
+            return f"consumer counted {seen} records on {run['topic']}, expected {expected}"
+        if "dlq_topic" in run:
+            dlq = count_records(run["dlq_topic"], read_committed=True)
+            run["counted_dlq"] = dlq
+            if dlq != manifest.dlq:
+                return f"consumer counted {dlq} DLQ records, expected {manifest.dlq}"
+        return ""
+    finally:
+        delete_topics(topics)
+
+
+def describe_machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    versions = {}
+    for name in (
+        "confluent_kafka",
+        "fastavro",
+        "great_expectations",
+        "pandas",
+        "numpy",
+        "pyarrow",
+        "airflow",
+    ):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", "?")
+        except ImportError:
+            versions[name] = "absent"
+    import confluent_kafka
+
+    versions["librdkafka"] = confluent_kafka.libversion()[0]
+    versions["python"] = platform.python_version()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "load_before": os.getloadavg(),
+        "versions": versions,
+        "kafka": os.environ.get("KAFKA_VERSION", "?"),
+        "apicurio": os.environ.get("APICURIO_VERSION", "?"),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+if __name__ == "__main__":
+    main()
