@@ -216,6 +216,23 @@ def isolated_airflow_env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def _loopback_airflow(home: Path, venv_bin: Path) -> Path:
+    """An ``airflow`` first on standalone's PATH that starts the scheduler and triggerer without
+    their log servers: Airflow 3.3 binds those to every interface with no setting to change it,
+    and on one machine the api-server reads task logs from the files anyway. Everything the tests
+    start then listens on 127.0.0.1 only."""
+    folder = home / "loopback-bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    wrapper = folder / "airflow"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in scheduler|triggerer) exec "{venv_bin}/airflow" "$@" --skip-serve-logs ;; esac\n'
+        f'exec "{venv_bin}/airflow" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return folder
+
+
 @contextmanager
 def run_airflow_standalone(
     env: dict[str, str], *, log_path: Path, pid_file: Path | None = None
@@ -230,9 +247,10 @@ def run_airflow_standalone(
         "os.execv(sys.argv[1], sys.argv[1:])"
     )
     venv_bin = Path(sys.executable).parent  # standalone starts its components as `airflow ...`
+    loopback_bin = _loopback_airflow(home, venv_bin)
     process = subprocess.Popen(
         [sys.executable, "-c", restore_sigint, str(venv_bin / "airflow"), "standalone"],
-        env={**env, "PATH": f"{venv_bin}{os.pathsep}{env['PATH']}"},
+        env={**env, "PATH": f"{loopback_bin}{os.pathsep}{venv_bin}{os.pathsep}{env['PATH']}"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
