@@ -157,6 +157,7 @@ class IngestionJob:
         """Publish ``files`` in name order; ``day_files`` (default: ``files``) scope the duplicate rule."""
         ordered = sorted(files, key=_file_name)
         with _fewer_gc_passes():
+            self._fence_earlier_attempts(ordered[1:])
             if self.spec.unique_key:
                 self._duplicates = self._duplicate_rule(sorted(day_files or files, key=_file_name), ordered)
             summaries = []
@@ -169,6 +170,28 @@ class IngestionJob:
                     )
                 summaries.append(summary)
         return summaries
+
+    def _fence_earlier_attempts(self, files: Sequence[str]) -> None:
+        """Fence the earlier attempts of these files before any checkpoint is read.
+
+        A crashed or frozen attempt may have left a transaction open on the checkpoint partition,
+        and a read_committed read of any checkpoint there waits until the broker aborts it
+        (``transaction.timeout.ms``, a minute by default). Each file's ``init_transactions()``
+        aborts its own leftover at once; the first file's happens anyway before its checkpoint
+        is read, the others' would come only after the earlier files' reads.
+        """
+        if self.settings.dry_run or self._producer_factory is None:
+            return
+        for path in files:
+            name = _file_name(path)
+            key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
+            publisher = TransactionalPublisher(
+                self._producer_factory(transactional_id_for(key)),
+                transactional_id=transactional_id_for(key),
+                timeout_s=self.settings.timeout_s,
+            )
+            publisher.init()
+            publisher.close()
 
     # -- one file -------------------------------------------------------------------------
 
