@@ -44,7 +44,7 @@ from kafka_ingest.publisher import (
     OutgoingMessage,
     TransactionalPublisher,
 )
-from kafka_ingest.readers import fingerprint, read_extract
+from kafka_ingest.readers import ExtractReadError, file_state, fingerprint, read_extract
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.validation import BatchValidator
 
@@ -198,11 +198,12 @@ class IngestionJob:
     def _ingest_file(self, path: str) -> FileSummary:
         name = _file_name(path)
         self._record_keys_before(name)
+        state = file_state(path)
         summary = FileSummary(file=path, fingerprint=fingerprint(path))
         key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
         summary.checkpoint = key
         if self.settings.dry_run:
-            self._stream(path, summary, resume_after=0, publisher=None, key=key)
+            self._stream(path, summary, resume_after=0, publisher=None, key=key, state=state)
             summary.status = "dry run"
             return summary
         assert self._producer_factory is not None
@@ -228,7 +229,7 @@ class IngestionJob:
             start = resume_after or 0
             base = previous if start and previous is not None else None
             checkpoint = self._stream(
-                path, summary, resume_after=start, publisher=publisher, key=key, base=base
+                path, summary, resume_after=start, publisher=publisher, key=key, state=state, base=base
             )
             checkpoint.complete = True
             publisher.publish(BatchToPublish([], [], lambda _batch: self._checkpoint_message(checkpoint)))
@@ -278,9 +279,15 @@ class IngestionJob:
         resume_after: int,
         publisher: TransactionalPublisher | None,
         key: str,
+        state: tuple[Any, ...],
         base: Checkpoint | None = None,
     ) -> Checkpoint:
-        """Publish the file's batches after ``resume_after``; returns the last checkpoint written."""
+        """Publish the file's batches after ``resume_after``; returns the last checkpoint written.
+
+        Before each commit, and before the file counts as done, the file must still be as it was
+        fingerprinted (``state``): a file truncated under the reader ends early without a read
+        error, and its last, cut row would otherwise be committed and the file marked complete.
+        """
         checkpoint = Checkpoint(
             key=key,
             fingerprint=summary.fingerprint,
@@ -303,8 +310,10 @@ class IngestionJob:
                 progress.update(summary.rows_read)
                 continue
             checkpoint.rows_done = batch.last_row
+            _check_unchanged(path, state)
             self._commit(prepared, source, summary, checkpoint, publisher)
             progress.update(summary.rows_read)
+        _check_unchanged(path, state)
         progress.done(summary)
         return checkpoint
 
@@ -600,6 +609,17 @@ def _fewer_gc_passes() -> Iterator[None]:
     finally:
         gc.set_threshold(*saved)
         gc.unfreeze()
+
+
+def _check_unchanged(path: str, state: tuple[Any, ...]) -> None:
+    now = file_state(path)
+    if now != state:
+        raise ExtractReadError(
+            str(path),
+            f"changed while it was being read (size and stamps {state} then, {now} now); nothing read "
+            "after the change was committed. A retry resumes after the last committed batch once the "
+            "file is back as it was, and fails as changed if it is not.",
+        )
 
 
 def _file_name(path: str) -> str:

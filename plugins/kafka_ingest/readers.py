@@ -175,6 +175,25 @@ def fingerprint(path: ExtractPath) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+#: ``fsspec`` ``info()`` fields that change when an object is rewritten (local, S3, GCS, Azure, ...).
+_STAMPS = ("mtime", "LastModified", "last_modified", "ETag", "etag", "generation")
+
+
+def file_state(path: ExtractPath) -> tuple[Any, ...]:
+    """The file's size and modification stamps: one ``stat`` (or HEAD), unlike :func:`fingerprint`.
+
+    A caller compares it before and during a read to notice a file truncated, rewritten or
+    deleted under it: such a read ends early or mixes versions without any read error.
+    """
+    with _read_errors(str(path)):
+        if not isinstance(path, str):
+            stat = path.stat()  # type: ignore[attr-defined]
+            return (stat.st_size, stat.st_mtime)
+        fs, location = fsspec.core.url_to_fs(path)
+        info = fs.info(location)
+    return (info.get("size"), *(info[stamp] for stamp in _STAMPS if stamp in info))
+
+
 def read_extract(
     path: ExtractPath,
     *,
