@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S, SchemaRegistryHook
 
 PASSWORD = "pa55:w0rd/with@odd"
 URL = "http://127.0.0.1:8081/apis/ccompat/v7"
@@ -43,7 +43,7 @@ def test_hook_declares_itself_in_provider_style() -> None:
 def test_a_full_url_in_host_is_the_registry_url(connection: Any) -> None:
     connection(host=URL)
 
-    assert SchemaRegistryHook().client_config() == {"url": URL}
+    assert SchemaRegistryHook().client_config() == {"url": URL, "timeout": DEFAULT_TIMEOUT_S}
 
 
 def test_login_and_password_become_basic_auth(connection: Any) -> None:
@@ -79,6 +79,12 @@ def test_extra_url_wins_and_client_options_pass_through_typed(connection: Any) -
     config = SchemaRegistryHook().client_config()
 
     assert config == {"url": URL, "ssl.ca.location": "/etc/ca.pem", "timeout": 10.0, "max.retries": 2}
+
+
+def test_requests_time_out_by_default_so_a_hung_registry_cannot_hang_the_task(connection: Any) -> None:
+    connection(host=URL)
+
+    assert SchemaRegistryHook().get_client().config()["timeout"] == DEFAULT_TIMEOUT_S
 
 
 def test_unknown_extra_keys_are_dropped_with_a_warning_naming_them(
@@ -132,7 +138,11 @@ def test_the_client_is_built_once_per_hook(connection: Any) -> None:
     assert isinstance(client, SchemaRegistryClient)
     assert hook.get_client() is client
     assert hook.get_conn() is client
-    assert client.config() == {"url": URL, "basic.auth.user.info": f"ingest:{PASSWORD}"}
+    assert client.config() == {
+        "url": URL,
+        "timeout": DEFAULT_TIMEOUT_S,
+        "basic.auth.user.info": f"ingest:{PASSWORD}",
+    }
 
 
 def test_ui_field_behaviour_relabels_the_generic_form() -> None:

@@ -12,7 +12,9 @@ Connection fields:
   as URI-style connections ``schema-registry://host:8081/apis%2Fccompat%2Fv7`` give it).
 * ``login``/``password``: HTTP basic auth.
 * ``extra``: any ``SchemaRegistryClient`` option (``ssl.ca.location``, ``timeout``,
-  ``max.retries``, ...); other keys are ignored with a warning naming them.
+  ``max.retries``, ...); other keys are ignored with a warning naming them. ``timeout`` defaults to
+  :data:`DEFAULT_TIMEOUT_S`: the client's own default is none at all, so a registry that accepts
+  connections and never answers would hang the task forever.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ CLIENT_OPTIONS: dict[str, type | None] = {
     "bearer.auth.scope": str,
     "bearer.auth.issuer.endpoint.url": str,
 }
+#: Seconds per HTTP request to the registry unless the connection's extra sets ``timeout``; with the
+#: client's default 3 retries and their backoff, a hung registry fails the pre-check in under a minute.
+DEFAULT_TIMEOUT_S = 10.0
 #: Extra keys this hook reads itself.
 _OWN_KEYS = frozenset({"url"})
 
@@ -143,7 +148,7 @@ def build_client_config(conn: ConnectionLike) -> tuple[dict[str, Any], list[str]
     """
     extra = dict(conn.extra_dejson)
     url = str(extra.get("url") or _url_from_fields(conn))
-    config: dict[str, Any] = {"url": url}
+    config: dict[str, Any] = {"url": url, "timeout": DEFAULT_TIMEOUT_S}
     if conn.login:
         if any(urlsplit(u.strip()).username for u in url.split(",")):
             raise ValueError(
