@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+from ingest_helpers import DATE, Endpoints, read_topic, with_topic
+
+from kafka_ingest.readers import FIELD_SIZE_LIMIT
+from kafka_ingest.topics.orders import ORDERS
+
+from .helpers import (
     BROKER_MAX_BYTES,
     COLUMNS,
     DLQ_ENVELOPE_MAX_BYTES,
@@ -32,10 +37,6 @@ from helpers import (
     run_in_child,
     unexpected_records,
 )
-from ingest_helpers import DATE, Endpoints, read_topic, with_topic
-
-from kafka_ingest.readers import FIELD_SIZE_LIMIT
-from kafka_ingest.topics.orders import ORDERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from helpers import COLUMNS, Rows, csv_record, header
 from ingest_helpers import DATE, Endpoints, read_topic, task_context
 
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.readers import FIELD_SIZE_LIMIT
+
+from .helpers import COLUMNS, Rows, csv_record, header
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import (
+from ingest_helpers import Endpoints
+
+from kafka_ingest.readers import read_extract
+
+from .helpers import (
     COLUMNS,
     Lands,
     Outcome,
@@ -44,9 +48,6 @@ from helpers import (
     unexpected_records,
     write_day,
 )
-from ingest_helpers import Endpoints
-
-from kafka_ingest.readers import read_extract
 
 pytestmark = pytest.mark.integration
 

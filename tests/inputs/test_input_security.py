@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import (
+from ingest_helpers import DATE, Endpoints, statsd_admin, with_topic
+
+from kafka_ingest.dag_factory import build_ingest_dag
+from kafka_ingest.dlq import MAX_KEY_CHARS
+from kafka_ingest.operators.datasets import PaymentsToKafkaOperator
+from kafka_ingest.topics.payments import PAYMENTS
+
+from .helpers import (
     COLUMNS,
     DLQ_ENVELOPE_MAX_BYTES,
     Lands,
@@ -57,12 +64,6 @@ from helpers import (
     unexpected_records,
     write_day,
 )
-from ingest_helpers import DATE, Endpoints, statsd_admin, with_topic
-
-from kafka_ingest.dag_factory import build_ingest_dag
-from kafka_ingest.dlq import MAX_KEY_CHARS
-from kafka_ingest.operators.datasets import PaymentsToKafkaOperator
-from kafka_ingest.topics.payments import PAYMENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
