@@ -25,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 #: Where every topic's checkpoints go unless an operator says otherwise.
@@ -36,6 +43,17 @@ _TOPIC_CONFIG = {
     "segment.ms": str(6 * 3600 * 1000),
     "min.cleanable.dirty.ratio": "0.1",
 }
+
+
+#: What a partition leader answers while it is being elected or just came back.
+_LEADER_MOVING = frozenset(
+    {
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.FENCED_LEADER_EPOCH,
+    }
+)
 
 
 class CheckpointReadTimeout(Exception):
@@ -171,12 +189,21 @@ class CheckpointStore:
                     latest = Checkpoint.from_json(value) if value else None
 
     def _high_watermark(self, partition: int) -> int:
+        """The partition's end offset. Right after a broker restart its leader answers with
+        leader-epoch errors for a moment: those are asked again, within the read timeout."""
         admin = AdminClient(self._admin_config())
         tp = TopicPartition(self.topic, partition)
-        futures = admin.list_offsets(
-            {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_UNCOMMITTED
-        )
-        return int(futures[tp].result(timeout=self._read_timeout_s).offset)
+        deadline = time.monotonic() + self._read_timeout_s
+        while True:
+            futures = admin.list_offsets(
+                {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_UNCOMMITTED
+            )
+            try:
+                return int(futures[tp].result(timeout=max(1.0, deadline - time.monotonic())).offset)
+            except KafkaException as exc:
+                if exc.args[0].code() not in _LEADER_MOVING or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.2)
 
     def _admin_config(self) -> dict[str, Any]:
         return {k: v for k, v in self._config.items() if not k.startswith(("transactional.", "enable.idem"))}
