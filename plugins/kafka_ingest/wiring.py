@@ -62,7 +62,7 @@ def build_job(
         # Outlast a transaction a crashed task left open: the broker aborts it after its timeout.
         read_timeout_s=float(transaction_timeout_s) + 30.0,
     )
-    checkpoints.ensure_topic()
+    checkpoints.ensure_topic(timeout_s=settings.timeout_s)  # the job's bound on a Kafka call, not 30 s
 
     def producer_factory(transactional_id: str) -> Producer:
         config = producer_config(kafka_config, transactional_id, producer_overrides)
