@@ -310,7 +310,7 @@ class TransactionalPublisher:
                 f"Producer {self.transactional_id} was fenced while trying to {action}: a newer attempt "
                 "of the same work is running; this attempt stops without publishing."
             )
-        kind = "fatal" if error.fatal() else "non-retriable"
+        kind = "fatal" if error.fatal() else "retriable" if error.retriable() else "non-retriable"
         return PublishError(
             f"Producer {self.transactional_id} could not {action} ({kind} error {error.name()}: "
             f"{error.str()}); nothing of the open batch is visible."
