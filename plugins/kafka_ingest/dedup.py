@@ -176,15 +176,17 @@ class SeenKeys:
     pre-scan, which read every file twice. Calls must follow (file name, row) order, as for
     :meth:`DuplicateIndex.build`; a file the job does not publish is fed through :meth:`record`.
 
-    Memory: each distinct key once, sorted by a 64-bit hash (8 bytes) next to its text (Arrow,
-    length + 4 bytes); lookups are binary searches on the hashes, and a hash that matches is
-    confirmed on the text, so the answer is exact. Hashes live in a few sorted runs merged like a
-    binary counter, so adding n keys costs O(n log n) in all.
+    Memory: each distinct key once, as its UTF-8 bytes in sorted fixed-width numpy runs (13 bytes
+    for an order number; no hash, no offsets), looked up by binary search, exactly. Runs merge
+    like a binary counter up to :data:`_MAX_RUN_KEYS` keys, so adding n keys costs O(n log n) and
+    a merge copies a bounded slice only. Keys longer than :data:`_MAX_FIXED_BYTES` bytes or holding
+    a NUL byte (numpy's fixed-width bytes drop trailing NULs) are kept in a set instead.
     """
 
     def __init__(self) -> None:
         self._order = _Scan()
-        self._runs: list[tuple[np.ndarray, pa.Array]] = []
+        self._runs: list[np.ndarray] = []
+        self._odd: set[bytes] = set()
 
     def record(self, file: str, row_numbers: np.ndarray, keys: pa.Array) -> None:
         """Note the keys of rows that are not judged (a file published earlier, rows resumed past)."""
@@ -198,70 +200,46 @@ class SeenKeys:
         present = np.flatnonzero(pc.fill_null(pc.not_equal(keys, ""), False).to_numpy(zero_copy_only=False))
         if not len(present):
             return first
-        texts = keys.take(pa.array(present)).cast(pa.string())
-        hashes = _hash(texts)
+        texts = pc.cast(keys.take(pa.array(present)), pa.large_binary())
+        values = texts.to_numpy(zero_copy_only=False)
+        lengths = pc.binary_length(texts).to_numpy(zero_copy_only=False)
+        odd = (lengths > _MAX_FIXED_BYTES) | pc.match_substring(texts, "\x00").to_numpy(zero_copy_only=False)
         repeated = np.zeros(len(present), dtype=bool)
-        for run_hashes, run_texts in self._runs:
-            at = np.searchsorted(run_hashes, hashes)
-            hit = run_hashes[np.minimum(at, len(run_hashes) - 1)] == hashes
-            for i in np.flatnonzero(hit):
-                repeated[i] = repeated[i] or _text_at(run_hashes, run_texts, int(at[i]), texts[i].as_py())
-        ordered = np.sort(hashes)
-        shared = ordered[1:][ordered[1:] == ordered[:-1]]
-        if len(shared):  # rows of this batch that share a hash: judged in row order, on the text
-            seen: set[str] = set()
-            for i in np.flatnonzero(np.isin(hashes, shared)):
-                text = texts[i].as_py()
-                repeated[i] = repeated[i] or text in seen
-                seen.add(text)
+        fixed = np.flatnonzero(~odd)
+        if len(fixed):
+            repeated[fixed] = self._judge_fixed(values[fixed].astype(f"S{int(lengths[fixed].max())}"))
+        for i in np.flatnonzero(odd):  # rare: judged one by one, in row order
+            repeated[i] = values[i] in self._odd
+            self._odd.add(values[i])
         first[present[repeated]] = False
-        self._add(hashes[~repeated], texts.filter(pa.array(~repeated)))
         return first
 
-    def _add(self, hashes: np.ndarray, texts: pa.Array) -> None:
-        if not len(hashes):
+    def _judge_fixed(self, keys: np.ndarray) -> np.ndarray:
+        """Which keys were seen before (in an earlier batch, or earlier in this one); records the rest."""
+        lengths = np.char.str_len(keys)
+        repeated = np.zeros(len(keys), dtype=bool)
+        for run in self._runs:
+            fits = np.flatnonzero(lengths <= run.dtype.itemsize)  # a longer key cannot be in the run
+            probe = keys[fits].astype(run.dtype)
+            at = np.minimum(np.searchsorted(run, probe), len(run) - 1)
+            repeated[fits[run[at] == probe]] = True
+        earlier_in_batch = np.ones(len(keys), dtype=bool)
+        earlier_in_batch[np.unique(keys, return_index=True)[1]] = False
+        repeated |= earlier_in_batch
+        self._add(np.sort(keys[~repeated]))
+        return repeated
+
+    def _add(self, run: np.ndarray) -> None:
+        if not len(run):
             return
-        order = np.argsort(hashes, kind="stable")
-        self._runs.append((hashes[order], texts.take(pa.array(order))))
-        while len(self._runs) > 1 and len(self._runs[-1][0]) * 2 >= len(self._runs[-2][0]):
-            (h1, t1), (h2, t2) = self._runs.pop(), self._runs.pop()
-            merged = np.concatenate([h2, h1])
-            order = np.argsort(merged, kind="stable")
-            self._runs.append((merged[order], pa.concat_arrays([t2, t1]).take(pa.array(order))))
+        self._runs.append(run)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]) <= _MAX_RUN_KEYS:
+            newer, older = self._runs.pop(), self._runs.pop()
+            self._runs.append(np.sort(np.concatenate([older, newer])))
 
 
-def _text_at(hashes: np.ndarray, texts: pa.Array, at: int, text: str) -> bool:
-    """Whether ``text`` is among the keys stored under ``hashes[at]`` (and the same hash after it)."""
-    wanted = hashes[at]
-    while at < len(hashes) and hashes[at] == wanted:
-        if texts[at].as_py() == text:
-            return True
-        at += 1
-    return False
-
-
-_HASH_BASE = 0x100000001B3  # FNV's 64-bit prime; any odd constant works, the text is compared anyway
-_powers = np.ones(1, dtype=np.uint64)
-
-
-def _hash(texts: pa.Array) -> np.ndarray:
-    """A 64-bit polynomial hash of each non-empty string, computed over Arrow's buffers with numpy."""
-    global _powers
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset : texts.offset + len(texts) + 1]
-    starts, lengths = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
-    data = np.frombuffer(texts.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    longest = int(lengths.max())
-    if longest > len(_powers):
-        base, powers = _HASH_BASE, [1]
-        for _ in range(longest - 1):
-            powers.append(powers[-1] * base % (1 << 64))
-        _powers = np.array(powers, dtype=np.uint64)
-    relative = starts - offsets[0]
-    position = np.arange(len(data), dtype=np.int64) - np.repeat(relative, lengths)
-    with np.errstate(over="ignore"):
-        sums = np.add.reduceat(data.astype(np.uint64) * _powers[position], relative)
-        mixed = (sums ^ lengths.astype(np.uint64)) * np.uint64(0x9E3779B97F4A7C15)
-        return mixed ^ (mixed >> np.uint64(29))
+_MAX_RUN_KEYS = 1 << 20
+_MAX_FIXED_BYTES = 64
 
 
 def _as_large_string(keys: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -129,7 +129,7 @@ def _orders_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 # -- SeenKeys: the same rule decided in one pass ------------------------------------------------
 
-KEYS = ["A", "B", "A-1", "", None, "봄", "b", "A "]
+KEYS = ["A", "B", "A-1", "", None, "봄", "b", "A ", "A\x00", "Z" * 70]
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -150,11 +150,25 @@ def test_one_pass_gives_the_pre_scans_answers(seed: int) -> None:
         )
 
 
-def test_one_pass_compares_text_when_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dedup, "_hash", lambda texts: np.zeros(len(texts), dtype=np.uint64))
+def test_one_pass_keeps_nul_bytes_and_long_keys_exact() -> None:
+    long = "L" * 100
     seen = dedup.SeenKeys()
-    assert first_seen(seen, "part-0.csv", ["A", "B", "A"]) == [True, True, False]
-    assert first_seen(seen, "part-0.csv", ["C", "B", "D", "C"], 4) == [True, False, True, False]
+    assert first_seen(seen, "part-0.csv", ["A", "A\x00", "A", "A\x00", long, long + "x"]) == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert first_seen(seen, "part-0.csv", [long, "A\x00", "AB", "A"], 7) == [False, False, True, False]
+
+
+def test_one_pass_compares_keys_of_different_lengths_across_batches() -> None:
+    seen = dedup.SeenKeys()
+    assert first_seen(seen, "part-0.csv", ["AB", "ABC"]) == [True, True]
+    assert first_seen(seen, "part-0.csv", ["A", "ABCD", "AB"], 3) == [True, True, False]
+    assert first_seen(seen, "part-0.csv", ["ABCD", "ABC", "ABCDE"], 6) == [False, False, True]
 
 
 def test_one_pass_recorded_rows_count_as_seen() -> None:
