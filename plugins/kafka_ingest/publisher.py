@@ -45,6 +45,8 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "delivery.timeout.ms": 60_000,
     "socket.timeout.ms": 30_000,
     "statistics.interval.ms": 10_000,
+    # Only failures need a Python callback: the commit decides, and _on_delivery ignores successes.
+    "delivery.report.only.error": True,
 }
 
 #: What exactly-once needs; an operator or connection cannot override these.
