@@ -137,8 +137,22 @@ class CheckpointStore:
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-            metadata = admin.list_topics(topic=self.topic, timeout=timeout_s)
+            metadata = self._created(admin, time.monotonic() + timeout_s)
         self._partitions = len(metadata.topics[self.topic].partitions)
+
+    def _created(self, admin: AdminClient, deadline: float) -> Any:
+        """Metadata that shows the new topic's partitions. A broker learns of a topic from the
+        controller a moment after CreateTopics returns; until then it reports no partitions."""
+        while True:
+            metadata = admin.list_topics(topic=self.topic, timeout=max(1.0, deadline - time.monotonic()))
+            if metadata.topics[self.topic].partitions:
+                return metadata
+            if time.monotonic() > deadline:
+                raise CheckpointReadTimeout(
+                    f"Checkpoint topic {self.topic} was created but shows no partitions yet; a retry "
+                    "will find it."
+                )
+            time.sleep(0.1)
 
     def partition(self, key: str) -> int:
         if self._partitions is None:
