@@ -206,20 +206,14 @@ def plot(results: list[dict[str, Any]]) -> None:
                 ys.append(r["rows_per_s"])
         bars = ax.bar(xs, ys, width, label=variant)
         ax.bar_label(bars, labels=[f"{y / 1000:.0f}k" for y in ys], fontsize=7, padding=2)
-    others = [r for r in results if r["format"] != "csv" and r["rows_per_s"]]
+    others = [r for r in results if r["format"] != "csv" and r["rows_per_s"] and r["rows"] in sizes]
     for r in others:
-        if r["rows"] in sizes:
-            j = sizes.index(r["rows"])
-            ax.plot(
-                [j - 0.45], [r["rows_per_s"]], marker="o" if r["format"] == "parquet" else "s", color="black"
-            )
-            ax.annotate(
-                f"pipeline {r['format']}",
-                (j - 0.45, r["rows_per_s"]),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
+        x = sizes.index(r["rows"]) - 0.5
+        ax.plot([x], [r["rows_per_s"]], marker="o" if r["format"] == "parquet" else "s", color="black")
+        label = f"pipeline {r['format']} {r['rows_per_s'] / 1000:.0f}k"
+        ax.annotate(
+            label, (x, r["rows_per_s"]), fontsize=7, xytext=(-4, 0), textcoords="offset points", ha="right"
+        )
     ax.set_xticks(range(len(sizes)), [f"{s:,}" for s in sizes])
     ax.set_xlabel("extract rows (CSV unless marked)")
     ax.set_ylabel("rows/s (median)")
