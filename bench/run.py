@@ -73,9 +73,7 @@ def main() -> None:
     started = time.monotonic()
     machine = describe_machine()
     manifests = prepare_data(plan)
-    results = []
-    for variant, fmt, rows, reps in plan:
-        results.append(measure(variant, fmt, rows, args.reps or reps, manifests[rows], args.batch_size))
+    results = measure_all(plan, manifests, args.reps, args.batch_size)
     machine["load_after"] = os.getloadavg()
     machine["bench_wall_seconds"] = round(time.monotonic() - started, 1)
     payload = {"machine": machine, "data": {n: vars(m) for n, m in manifests.items()}, "results": results}
@@ -104,10 +102,57 @@ def prepare_data(plan: list[tuple[str, str, int, int]]) -> dict[int, datagen.Man
     return manifests
 
 
-def measure(
-    variant: str, fmt: str, rows: int, reps: int, manifest: datagen.Manifest, batch_size: int
-) -> dict[str, Any]:
-    """``reps`` fresh-process runs of one variant on one extract; median rows/s, max peak RSS."""
+def measure_all(
+    plan: list[tuple[str, str, int, int]], manifests: dict[int, datagen.Manifest], reps: int, batch_size: int
+) -> list[dict[str, Any]]:
+    """Every repetition in a fresh process; median rows/s, max peak RSS per (variant, format, rows).
+
+    Processes overlap only outside the clock: the next one is started (imports, inputs) while this
+    process counts the previous run's records, and it starts its clock when told to, after that.
+    """
+    slots = [_slot(variant, fmt, rows, manifests[rows], batch_size) for variant, fmt, rows, _ in plan]
+    runs = [
+        (slot, rep, reps or n) for slot, (*_, n) in zip(slots, plan, strict=True) for rep in range(reps or n)
+    ]
+    child = _Child(runs[0][0]["task"]) if runs else None
+    for i, (slot, rep, total) in enumerate(runs):
+        assert child is not None
+        if slot["void"]:
+            child.kill()
+        else:
+            child.wait_ready()
+            load = os.getloadavg()[0]
+            run = child.go()
+        child = _Child(runs[i + 1][0]["task"]) if i + 1 < len(runs) else None
+        if slot["void"]:
+            continue
+        variant, fmt, rows = slot["variant"], slot["format"], slot["rows"]
+        problem = run.get("error") or check(variant, run, manifests[rows])
+        run["load1"] = load
+        slot["runs"].append(run)
+        print(
+            f"bench: {variant:<14} {fmt:<8} {rows:>9,} rep {rep + 1}/{total}: "
+            + (f"VOID {problem}" if problem else f"{rows / run['seconds']:>9,.0f} rows/s ")
+            + f"{run.get('seconds', 0):7.1f}s cpu {run.get('cpu_seconds', 0):5.1f}s "
+            + f"rss {run.get('rss_mb', 0):6.0f} MB load {load:.1f}",
+            flush=True,
+        )
+        if problem:
+            slot["void"] = f"{variant} {fmt} {rows}: {problem}"
+    for slot in slots:
+        good = [r for r in slot["runs"] if "seconds" in r]
+        seconds = statistics.median(r["seconds"] for r in good) if good and not slot["void"] else None
+        slot.update(
+            reps=len(slot["runs"]),
+            seconds=seconds,
+            rows_per_s=slot["rows"] / seconds if seconds else None,
+            rss_mb=max((r.get("rss_mb", 0) for r in slot["runs"]), default=0),
+        )
+        del slot["task"]
+    return slots
+
+
+def _slot(variant: str, fmt: str, rows: int, manifest: datagen.Manifest, batch_size: int) -> dict[str, Any]:
     root = datagen.root_for(DATA, rows, manifest.seed)
     task = {
         "variant": variant,
@@ -116,64 +161,66 @@ def measure(
         "file": manifest.files[fmt],
         "extracts_root": str(root / fmt.split(".")[0]),
         "valid_mask": str(root / "valid.npy"),
-        "batch_size": batch_size or _product_batch_size(),
+        # The pipeline runs with the product's default unless told otherwise; the ceilings use it.
+        "batch_size": batch_size or (0 if variant == "pipeline" else _product_batch_size()),
         "log": str(OUT / f"{variant}-{fmt}-{rows}.log"),
     }
-    if variant == "pipeline" and not batch_size:
-        task["batch_size"] = 0  # the product's default, whatever it is
-    runs, void = [], ""
-    for rep in range(reps):
-        load = os.getloadavg()[0]
-        run = _run_child(task)
-        problem = run.get("error") or check(variant, run, manifest)
-        run["load1"] = load
-        runs.append(run)
-        print(
-            f"bench: {variant:<14} {fmt:<8} {rows:>9,} rep {rep + 1}/{reps}: "
-            + (f"VOID {problem}" if problem else f"{rows / run['seconds']:>9,.0f} rows/s ")
-            + f"{run.get('seconds', 0):7.1f}s cpu {run.get('cpu_seconds', 0):5.1f}s "
-            + f"rss {run.get('rss_mb', 0):6.0f} MB load {load:.1f}",
-            flush=True,
-        )
-        if problem:
-            void = f"{variant} {fmt} {rows}: {problem}"
-            break
-    good = [r for r in runs if "seconds" in r]
-    seconds = statistics.median(r["seconds"] for r in good) if good and not void else None
     return {
         "variant": variant,
         "format": fmt,
         "rows": rows,
-        "reps": len(runs),
-        "seconds": seconds,
-        "rows_per_s": rows / seconds if seconds else None,
-        "rss_mb": max((r.get("rss_mb", 0) for r in runs), default=0),
         "input_bytes": manifest.sizes[fmt],
-        "runs": runs,
-        "void": void,
+        "runs": [],
+        "void": "",
+        "task": task,
     }
+
+
+class _Child:
+    """One measurement process: prepares, says ``ready``, starts its clock on ``go``."""
+
+    def __init__(self, task: dict[str, Any]) -> None:
+        self._stderr = open(task["log"] + ".stderr", "a")  # noqa: SIM115 (closed in go/kill)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.variants", json.dumps(task)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, "BENCH_HANDSHAKE": "1"},
+        )
+        self._seen: list[str] = []
+
+    def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.strip() == "ready":
+                return
+            self._seen.append(line)
+
+    def go(self) -> dict[str, Any]:
+        try:
+            out, _ = self.process.communicate("go\n")
+        finally:
+            self._stderr.close()
+        lines = [line for line in [*self._seen, *out.splitlines()] if line.startswith('{"seconds"')]
+        if self.process.returncode != 0 or not lines:
+            tail = Path(self._stderr.name).read_text().strip().splitlines()[-5:]
+            return {"error": f"exit {self.process.returncode}: {' | '.join(tail)}"}
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self._stderr.close()
 
 
 def _product_batch_size() -> int:
     from kafka_ingest.pipeline import JobSettings
 
     return JobSettings(extract_date="").batch_size
-
-
-def _run_child(task: dict[str, Any]) -> dict[str, Any]:
-    process = subprocess.run(
-        [sys.executable, "-m", "bench.variants", json.dumps(task)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        tail = (process.stderr or process.stdout).strip().splitlines()[-5:]
-        return {"error": f"exit {process.returncode}: {' | '.join(tail)}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
 
 
 def check(variant: str, run: dict[str, Any], manifest: datagen.Manifest) -> str:
