@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,20 @@ def markdown(machine: dict[str, Any], data: dict[str, Any], results: list[dict[s
     ):
         size = r["rows"]
         if r["void"]:
-            rows.append(f"| {r['variant']} | {r['format']} | {size:,} | VOID: {r['void']} | | | | | | | |")
+            void = f"| {r['variant']} | {r['format']} | {size:,} | VOID: {r['void']} "
+            rows.append(void + "| " * 9 + "|")
             continue
         fast = _find(results, "limit-fastavro", "csv", size)
         raw = _find(results, "limit-bytes", "csv", size)
         peer = _find(results, "peer", "csv", size)
         mb_s = r["input_bytes"] / 1e6 / r["seconds"]
-        cpu = sorted(x.get("cpu_seconds", 0) for x in r["runs"])[len(r["runs"]) // 2]
+        cpu = statistics.median(x.get("cpu_seconds", 0) for x in r["runs"])
+        load = statistics.median(x.get("load1", 0) for x in r["runs"])
         rows.append(
             f"| {r['variant']} | {r['format']} | {size:,} | {r['rows_per_s']:,.0f} | {r['seconds']:.1f} "
             f"| {cpu:.1f} "
             f"| {_ratio(r, fast)} | {_ratio(r, raw)} | {_ratio(r, peer)} | {r['rss_mb']:,.0f} | {mb_s:.1f} "
-            f"| {r['reps']} |"
+            f"| {r['reps']} | {load:.1f} |"
         )
     pipeline = _find(results, "pipeline", *KEY)
     fast, raw, peer = (_find(results, v, *KEY) for v in ("limit-fastavro", "limit-bytes", "peer"))
@@ -87,11 +90,12 @@ def markdown(machine: dict[str, Any], data: dict[str, Any], results: list[dict[s
         "rows/s = extract rows / wall seconds of the timed region (median of the repetitions); CPU s =",
         "CPU seconds of the measuring process in that region (median); ratios are rows/s over the same",
         "size's `limit-fastavro`, `limit-bytes` and tuned `peer` (CSV); RSS = peak resident set of the",
-        "measuring process (max over repetitions); MB/s = extract file MB / wall second.",
+        "measuring process (max over repetitions); MB/s = extract file MB / wall second; load = median",
+        "1-minute load average when each repetition started (2 cores: above 2 means waiting for a CPU).",
         "",
         "| variant | format | rows | rows/s | wall s | CPU s | / limit-fastavro | / limit-bytes | / peer "
-        "| peak RSS MB | MB/s | reps |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS MB | MB/s | reps | load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
         "![rows/s by variant and size](benchmarks.png)",
