@@ -117,13 +117,16 @@ def backfill(server: AirflowServer, reprocess_behavior: str, conf: dict[str, Any
 
 def create_backfill(server: AirflowServer, body: dict[str, Any], token: str) -> int:
     """POST /api/v2/backfills, again while SQLite answers "database is locked" (503). A 500 can
-    come after the backfill was created (the audit log write failed): then it is used."""
+    come after the backfill was created (the audit log write failed): then it is used. A 409
+    ("already a running backfill") means either the previous backfill is still being closed or
+    an earlier attempt of this call did create it (seen after a 500/503): the latter is used, the
+    former waited for."""
     before = _last_backfill_id(server, token)
-    for attempt in range(6):
+    for attempt in range(10):
         try:
             return int(server.api("POST", "/api/v2/backfills", body, token=token)["id"])
         except AssertionError as exc:
-            if not any(code in str(exc) for code in ("-> 500", "-> 503")) or attempt == 5:
+            if not any(code in str(exc) for code in ("-> 409", "-> 500", "-> 503")) or attempt == 9:
                 raise
         if (latest := _last_backfill_id(server, token)) != before:
             return latest
