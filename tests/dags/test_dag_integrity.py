@@ -74,7 +74,8 @@ def ingestion_dags(dagbag: DagBag) -> list[DAG]:
 
 
 def test_both_ingestion_dags_are_loaded(dagbag: DagBag) -> None:
-    assert sorted(dag.dag_id for dag in ingestion_dags(dagbag)) == ["ingest_orders", "ingest_payments"]
+    # Topics added with the scaffold bring DAGs of their own; the two shipped ones must be there.
+    assert {"ingest_orders", "ingest_payments"} <= {dag.dag_id for dag in ingestion_dags(dagbag)}
 
 
 def test_ingestion_dags_run_daily_without_catchup_and_bounded(dagbag: DagBag) -> None:
@@ -124,7 +125,6 @@ def test_report_updates_the_topic_asset(dagbag: DagBag) -> None:
     topics = {
         dag.dag_id: [asset.name for asset in dag.get_task("report").outlets] for dag in ingestion_dags(dagbag)
     }
-    assert topics == {
-        "ingest_orders": ["shopping.order.created"],
-        "ingest_payments": ["shopping.payment.processed"],
-    }
+    assert topics["ingest_orders"] == ["shopping.order.created"]
+    assert topics["ingest_payments"] == ["shopping.payment.processed"]
+    assert all(len(assets) == 1 for assets in topics.values())
