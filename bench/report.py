@@ -115,6 +115,13 @@ def markdown(machine: dict[str, Any], data: dict[str, Any], results: list[dict[s
             f"- `dag.test()` overhead: {dag['seconds']:.1f} s for the DAG vs {pipeline['seconds']:.1f} s "
             f"for the job alone = {dag['seconds'] - pipeline['seconds']:.1f} s."
         )
+    if pipeline and fast and raw and peer:
+        cpu = {name: _cpu(r) for name, r in (("p", pipeline), ("f", fast), ("b", raw), ("x", peer))}
+        lines.append(
+            "- The same comparisons on CPU seconds of the timed region (less sensitive to the load of "
+            f"this shared machine): pipeline/limit-bytes {cpu['b'] / cpu['p']:.2f}, pipeline/limit-fastavro "
+            f"{cpu['f'] / cpu['p']:.2f}, pipeline/peer {cpu['x'] / cpu['p']:.2f}."
+        )
     lines += [
         "",
         f"ratio pipeline/limit-bytes: {_ratio(pipeline, raw) if pipeline else 'n/a'}",
@@ -123,6 +130,10 @@ def markdown(machine: dict[str, Any], data: dict[str, Any], results: list[dict[s
         "",
     ]
     return "\n".join(lines)
+
+
+def _cpu(result: dict[str, Any]) -> float:
+    return float(statistics.median(run.get("cpu_seconds", 0) for run in result["runs"]))
 
 
 def _load(values: Any) -> str:
