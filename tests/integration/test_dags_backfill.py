@@ -98,6 +98,11 @@ def backfill(server: AirflowServer, reprocess_behavior: str, conf: dict[str, Any
     }
     server.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": True}, token=token)
     backfill_id = create_backfill(server, body, token)
+    for _ in range(5):  # an id seen during a failed (rolled back) creation does not exist: again
+        if _backfill_exists(server, backfill_id, token):
+            break
+        time.sleep(2)
+        backfill_id = create_backfill(server, body, token)
     server.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, token=token)
     deadline = time.monotonic() + BACKFILL_TIMEOUT_S
     while server.api("GET", f"/api/v2/backfills/{backfill_id}", token=token)["completed_at"] is None:
@@ -132,6 +137,16 @@ def create_backfill(server: AirflowServer, body: dict[str, Any], token: str) -> 
             return latest
         time.sleep(2)
     raise AssertionError("unreachable")
+
+
+def _backfill_exists(server: AirflowServer, backfill_id: int, token: str) -> bool:
+    try:
+        server.api("GET", f"/api/v2/backfills/{backfill_id}", token=token)
+    except AssertionError as exc:
+        if "-> 404" in str(exc):
+            return False
+        raise
+    return True
 
 
 def _last_backfill_id(server: AirflowServer, token: str) -> int:
