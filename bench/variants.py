@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
+
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REGISTRY = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 CHECKPOINT_TOPIC = "_kafka_ingest.bench.checkpoints"
@@ -101,7 +103,7 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
             spec,
             settings,
             kafka_config={"bootstrap.servers": BOOTSTRAP},
-            registry_client=SchemaRegistryClient({"url": REGISTRY}),
+            registry_client=SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S}),
             checkpoint_topic=CHECKPOINT_TOPIC,
             auto_register=True,
             metrics=TopicMetrics(spec.topic, NullSink()),
@@ -183,7 +185,7 @@ def _schema_id(topic: str) -> tuple[Any, int]:
     from kafka_ingest.topics.orders import ORDERS
 
     schema = load_schema(ORDERS.schema_path)
-    client = SchemaRegistryClient({"url": REGISTRY})
+    client = SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S})
     return schema, resolve_schema_id(client, f"{topic}-value", schema, auto_register=True)
 
 
@@ -303,7 +305,9 @@ def peer_records(path: str, topic: str, stats: dict[str, int]) -> Iterator[tuple
         bad.update(r.result.get("unexpected_index_list") or [])
     valid = df.drop(index=list(bad))
     stats["valid"] = len(valid)
-    serializer = AvroSerializer(SchemaRegistryClient({"url": REGISTRY}), ORDERS.schema_path.read_text())
+    serializer = AvroSerializer(
+        SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S}), ORDERS.schema_path.read_text()
+    )
     ctx = SerializationContext(topic, MessageField.VALUE)
     for row in valid.itertuples(index=False):
         record = {

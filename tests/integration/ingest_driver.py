@@ -24,6 +24,7 @@ from typing import Any
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafka_ingest.dlq import RunInfo
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.metrics import NullSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.publisher import BatchResult, BatchToPublish, TransactionalPublisher
@@ -77,7 +78,7 @@ def main(args: dict[str, Any]) -> int:
         spec,
         settings,
         kafka_config={"bootstrap.servers": args["bootstrap"]},
-        registry_client=SchemaRegistryClient({"url": args["registry_url"]}),
+        registry_client=SchemaRegistryClient({"url": args["registry_url"], "timeout": DEFAULT_TIMEOUT_S}),
         checkpoint_topic=args["checkpoint_topic"],
         auto_register=True,
         metrics=TopicMetrics(spec.topic, NullSink()),

@@ -33,6 +33,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kafka_ingest.dlq import RunInfo
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.specs import TopicSpec
@@ -56,7 +57,7 @@ class Endpoints:
     checkpoint_topic: str
 
     def registry(self) -> SchemaRegistryClient:
-        return SchemaRegistryClient({"url": self.registry_url})
+        return SchemaRegistryClient({"url": self.registry_url, "timeout": DEFAULT_TIMEOUT_S})
 
 
 def run_job(
@@ -200,7 +201,7 @@ def _bytes(value: str | bytes | None) -> bytes:
 
 def decode_values(registry_url: str, topic: str, records: Iterable[Record]) -> list[dict[str, Any]]:
     """Values decoded by confluent-kafka's ``AvroDeserializer``, fetching the writer schema by id."""
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": DEFAULT_TIMEOUT_S}))
     context = SerializationContext(topic, MessageField.VALUE)
     return [deserializer(record.value, context) for record in records]
 

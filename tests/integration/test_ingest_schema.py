@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from ingest_helpers import DATE, Endpoints, read_topic, run_job, task_context, topic_exists, with_topic
 
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.serde import IncompatibleSchemaError, SchemaCheckError
 from kafka_ingest.specs import TopicSpec
@@ -115,5 +116,10 @@ def test_without_auto_register_a_subject_without_versions_fails_the_task_clearly
     assert f"'{spec.subject}'" in message
     assert "no versions" in message
     assert "auto_register" in message
-    assert spec.subject not in SchemaRegistryClient({"url": endpoints.registry_url}).get_subjects()
+    assert (
+        spec.subject
+        not in SchemaRegistryClient(
+            {"url": endpoints.registry_url, "timeout": DEFAULT_TIMEOUT_S}
+        ).get_subjects()
+    )
     assert_nothing_was_produced(endpoints, spec)

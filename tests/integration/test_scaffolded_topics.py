@@ -25,6 +25,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.testing.topics import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
@@ -304,7 +305,7 @@ def forget_dag(dag_id: str) -> None:
 
 
 def decode(records: list[Any], topic: str, registry_url: str) -> list[dict[str, Any]]:
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": DEFAULT_TIMEOUT_S}))
     context = SerializationContext(topic, MessageField.VALUE)
     return [deserializer(record.value, context) for record in records]
 

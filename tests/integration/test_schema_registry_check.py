@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.serde import (
     AvroEncoder,
     IncompatibleSchemaError,
@@ -36,7 +37,7 @@ PAYMENTS = SCHEMAS_DIR / "shopping.payment.processed-value.avsc"
 
 @pytest.fixture
 def client(schema_registry_url: str) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": schema_registry_url})
+    return SchemaRegistryClient({"url": schema_registry_url, "timeout": DEFAULT_TIMEOUT_S})
 
 
 @pytest.fixture
@@ -197,8 +198,8 @@ def test_encoded_bytes_decode_with_confluent_kafkas_deserializer_via_the_registr
     schema_id = resolve_schema_id(client, subject, schema, auto_register=True)
     value = AvroEncoder(schema, schema_id).encode(record)
 
-    decoded = AvroDeserializer(SchemaRegistryClient({"url": client.config()["url"]}))(
-        value, SerializationContext(subject.removesuffix("-value"), MessageField.VALUE)
-    )
+    decoded = AvroDeserializer(
+        SchemaRegistryClient({"url": client.config()["url"], "timeout": DEFAULT_TIMEOUT_S})
+    )(value, SerializationContext(subject.removesuffix("-value"), MessageField.VALUE))
 
     assert decoded == record

@@ -10,6 +10,8 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
+
 pytestmark = pytest.mark.integration
 
 
@@ -27,7 +29,7 @@ V2_WITHOUT_DEFAULT = order_schema({"name": "channel", "type": "string"})
 
 @pytest.fixture
 def client(schema_registry_url: str) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": schema_registry_url})
+    return SchemaRegistryClient({"url": schema_registry_url, "timeout": DEFAULT_TIMEOUT_S})
 
 
 @pytest.fixture

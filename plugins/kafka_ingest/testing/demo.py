@@ -110,7 +110,11 @@ def _decode(topic: str, records: list[TopicRecord]) -> list[Any]:
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"]}))
+    from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
+
+    deserializer = AvroDeserializer(
+        SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"], "timeout": DEFAULT_TIMEOUT_S})
+    )
     context = SerializationContext(topic, MessageField.VALUE)
     return [deserializer(record.value, context) for record in records]
 

@@ -190,6 +190,8 @@ def _decoded_values(bootstrap: str, registry_url: str, topic: str) -> list[dict[
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url}))
+    from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
+
+    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": DEFAULT_TIMEOUT_S}))
     context = SerializationContext(topic, MessageField.VALUE)
     return [deserializer(record.value, context) for record in _read(bootstrap, topic)]
