@@ -193,7 +193,9 @@ class CheckpointStore:
                 raise CheckpointReadTimeout(
                     f"Checkpoint topic {self.topic}[{partition}] could not be read up to offset {high} "
                     f"within {self._read_timeout_s:.0f}s (stuck at {position}): another producer may hold "
-                    "an open transaction; a retry will read it again."
+                    "an open transaction; a retry will read it again. If retries keep stopping at the "
+                    "same offset, a transaction is hanging there (docs/reliability.md: "
+                    "kafka-transactions.sh find-hanging / abort)."
                 )
             for message in consumer.consume(num_messages=1000, timeout=0.1):
                 if message.error() is not None:
