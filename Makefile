@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit lint demo bench clean
+.PHONY: help setup up down status test test-unit test-faults lint demo bench clean
 
 help:
-	@echo "make setup | up | down | status | test | test-unit | lint | demo | bench | clean   (see docs/stack.md)"
+	@echo "make setup | up | down | status | test | test-unit | test-faults | lint | demo | bench | clean   (see docs/stack.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -46,6 +46,11 @@ status:
 # pytest exit code 5 (no tests collected) fails the target like any other.
 test: setup up
 	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# Only the fault suite (part of `make test` too): it starts a private broker and registry of its
+# own, so it needs the fetched artifacts but not the shared stack.
+test-faults: setup
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED)
 	$(WITH_ENV) $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
