@@ -67,6 +67,15 @@ BROKER_SETTINGS = {
 }
 
 
+def _cluster_id() -> str:
+    """A random cluster id as Kafka makes them: URL-safe base64 of 16 bytes, never starting with
+    "-" (the format command would read such an id as an option: one id in 64 failed a CI run)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class StackUnavailable(Exception):
     """The artifacts or a JDK the private services need are missing (run ``scripts/stack fetch``)."""
 
@@ -179,6 +188,7 @@ class PrivateController(_Service):
             "log.dirs": str(self.workdir / "controller-data"),
             # the controller is what declares a silent broker dead (see BROKER_SETTINGS)
             "broker.session.timeout.ms": BROKER_SETTINGS["broker.session.timeout.ms"],
+            "broker.heartbeat.interval.ms": BROKER_SETTINGS["broker.heartbeat.interval.ms"],
         }
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
@@ -235,17 +245,30 @@ class PrivateKafka(_Service):
         }
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         self.controller.configure()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        formats = [
-            subprocess.Popen(
-                [*self._jvm(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        cluster_id = _cluster_id()
+        logs = [
+            self.workdir / f"format-{config.stem}.log"
             for config in (self.config_path, self.controller.config_path)
         ]
-        if any(p.wait(120) for p in formats):
-            raise StackUnavailable("kafka: formatting the KRaft storage failed")
+        formats = []
+        for config, log in zip((self.config_path, self.controller.config_path), logs, strict=True):
+            with log.open("wb") as out:
+                command = [
+                    *self._jvm(),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                ]
+                formats.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+        failed = [log for process, log in zip(formats, logs, strict=True) if process.wait(120)]
+        if failed:
+            tails = "\n".join(log.read_text(errors="replace")[-2000:] for log in failed)
+            raise StackUnavailable(
+                f"kafka: formatting the KRaft storage failed (cluster id {cluster_id}):\n{tails}"
+            )
         self.controller.start()
         self.proxy.start()
 
