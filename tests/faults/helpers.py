@@ -39,12 +39,12 @@ from ingest_helpers import (
     source_rows,
 )
 
-from kafka_ingest.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
+from kafka_ingest.checkpoints import Checkpoint, CheckpointReadTimeout, CheckpointStore, checkpoint_key
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
-from kafka_ingest.publisher import BatchResult, BatchToPublish, TransactionalPublisher
+from kafka_ingest.publisher import BatchResult, BatchToPublish, PublishError, TransactionalPublisher
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest
 from kafka_ingest.topics.orders import ORDERS
@@ -61,6 +61,13 @@ FAST_TIMEOUTS = {
     "delivery.timeout.ms": 2_000,
     "socket.timeout.ms": 1_500,
 }
+#: ``JobSettings.timeout_s`` (init, commit, abort, close) of a first attempt meeting a fault.
+FAST_TIMEOUT_S = 3.0
+#: What a failed first attempt may raise: all retryable (the operator maps them to AirflowException).
+RETRYABLE = (PublishError, CheckpointReadTimeout)
+#: init (3 s), then per batch try (3 of them) delivery (2 s) + abort (3 s), then close (3 s): 21 s
+#: at the very worst, with room for a slow CI machine.
+FAILS_WITHIN_S = 35.0
 
 
 # --------------------------------------------------------------------------- attempts
@@ -117,6 +124,14 @@ def run_attempt(attempt: Attempt, sink: StatsSink | None = None) -> dict[str, An
         producer_overrides=attempt.producer,
     )
     return summarize(job.run(list(attempt.files)), topic=attempt.topic, schema_id=schema_id, dry_run=False)
+
+
+def fast_first_attempt(endpoints: Endpoints, topic: str, manifest: DayManifest) -> tuple[Any, float]:
+    """Attempt 1 of ``manifest``'s files with the fast timeouts: ``(summary or exception, seconds)``."""
+    first = Attempt(
+        endpoints, topic, tuple(manifest.files), "attempt-1", timeout_s=FAST_TIMEOUT_S, producer=FAST_TIMEOUTS
+    )
+    return timed(lambda: run_attempt(first))
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:

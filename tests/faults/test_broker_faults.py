@@ -18,42 +18,31 @@ from typing import Any
 
 import pytest
 from helpers import (
-    FAST_TIMEOUTS,
+    FAILS_WITHIN_S,
+    RETRYABLE,
     Attempt,
     after_commits,
     assert_checkpoints_complete,
     assert_exactly_once,
     assert_reconciles,
+    fast_first_attempt,
     run_attempt,
-    timed,
 )
 from ingest_helpers import DATE, Endpoints
 from stack import FaultStack
 
-from kafka_ingest.checkpoints import CheckpointReadTimeout
 from kafka_ingest.publisher import PublishError
 from kafka_ingest.testing.samples import DayManifest, write_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 Later = Callable[[float, Callable[[], Any]], None]
-ROWS, BATCH, TIMEOUT_S = 2000, 200, 3.0
-#: What a failed first attempt may raise: all retryable (the operator maps them to AirflowException).
-RETRYABLE = (PublishError, CheckpointReadTimeout)
-#: init (3 s), then per batch try (3 of them) delivery (2 s) + abort (3 s), then close (3 s): 21 s
-#: at the very worst, with room for a slow CI machine.
-FAILS_WITHIN_S = 35.0
+ROWS = 2000
 
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> DayManifest:
     return write_day(tmp_path, "orders", DATE, rows=ROWS, formats=("csv",), bad_ratio=0.04, seed=11)
-
-
-def attempt(endpoints: Endpoints, topic: str, manifest: DayManifest, run_id: str) -> Attempt:
-    return Attempt(
-        endpoints, topic, tuple(manifest.files), run_id, timeout_s=TIMEOUT_S, producer=FAST_TIMEOUTS
-    )
 
 
 def retry_completes(endpoints: Endpoints, topic: str, manifest: DayManifest, first: object) -> None:
@@ -85,7 +74,7 @@ def test_a_broker_killed_mid_run_and_restarted_leaves_each_valid_row_exactly_onc
         later(2.0, restart)
 
     after_commits(3, kill_then_restart_soon, monkeypatch)
-    first, seconds = timed(lambda: run_attempt(attempt(endpoints, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(endpoints, topic, manifest)
     monkeypatch.undo()
 
     assert isinstance(first, (dict, *RETRYABLE)), repr(first)
@@ -102,7 +91,7 @@ def test_a_broker_down_longer_than_the_delivery_and_transaction_timeouts_fails_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     after_commits(3, stack.kafka.kill, monkeypatch)
-    first, seconds = timed(lambda: run_attempt(attempt(endpoints, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(endpoints, topic, manifest)
     monkeypatch.undo()
 
     assert isinstance(first, PublishError), repr(first)
@@ -131,7 +120,7 @@ def test_a_broker_frozen_longer_than_the_transaction_timeout_fails_or_recovers_a
         later(7.0, lambda: os.kill(pid, signal.SIGCONT))  # > transaction.timeout.ms (5 s)
 
     after_commits(3, freeze, monkeypatch)
-    first, seconds = timed(lambda: run_attempt(attempt(endpoints, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(endpoints, topic, manifest)
     monkeypatch.undo()
 
     assert isinstance(first, (dict, *RETRYABLE)), repr(first)

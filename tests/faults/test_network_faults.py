@@ -15,39 +15,31 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from helpers import (
-    FAST_TIMEOUTS,
+    FAILS_WITHIN_S,
+    RETRYABLE,
     Attempt,
     after_commits,
     assert_checkpoints_complete,
     assert_exactly_once,
     assert_nothing_published,
     assert_reconciles,
+    fast_first_attempt,
     run_attempt,
     timed,
 )
 from ingest_helpers import DATE, Endpoints
 from stack import FaultStack
 
-from kafka_ingest.checkpoints import CheckpointReadTimeout
-from kafka_ingest.publisher import PublishError
 from kafka_ingest.testing.samples import DayManifest, write_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-ROWS, BATCH, TIMEOUT_S = 2000, 200, 3.0
-RETRYABLE = (PublishError, CheckpointReadTimeout)
-FAILS_WITHIN_S = 35.0
+ROWS = 2000
 
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> DayManifest:
     return write_day(tmp_path, "orders", DATE, rows=ROWS, formats=("csv",), bad_ratio=0.04, seed=23)
-
-
-def attempt(endpoints: Endpoints, topic: str, manifest: DayManifest, run_id: str) -> Attempt:
-    return Attempt(
-        endpoints, topic, tuple(manifest.files), run_id, timeout_s=TIMEOUT_S, producer=FAST_TIMEOUTS
-    )
 
 
 def then_retry_completes(
@@ -88,7 +80,7 @@ def test_latency_beyond_the_socket_timeout_fails_the_attempt_in_bounded_time(
 ) -> None:
     after_commits(2, lambda: stack.kafka.proxy.latency(2.0), monkeypatch)  # > socket.timeout.ms (1.5 s)
 
-    first, seconds = timed(lambda: run_attempt(attempt(proxied, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(proxied, topic, manifest)
     monkeypatch.undo()
     stack.kafka.proxy.normal()
 
@@ -102,7 +94,7 @@ def test_a_broker_refusing_connections_at_start_fails_the_attempt_before_anythin
 ) -> None:
     stack.kafka.proxy.refuse()
 
-    first, seconds = timed(lambda: run_attempt(attempt(proxied, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(proxied, topic, manifest)
 
     assert isinstance(first, KafkaException), repr(first)  # Kafka's own "Failed to get metadata"
     assert first.args[0].code() in (KafkaError._TRANSPORT, KafkaError._TIMED_OUT), repr(first)
@@ -128,7 +120,7 @@ def test_connections_that_hang_mid_run_fail_the_attempt_in_bounded_time(
         stack.kafka.proxy.cut_all()
 
     after_commits(2, hang, monkeypatch)
-    first, seconds = timed(lambda: run_attempt(attempt(proxied, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(proxied, topic, manifest)
     monkeypatch.undo()
     stack.kafka.proxy.normal()
 
@@ -146,7 +138,7 @@ def test_all_connections_cut_mid_run_are_survived_or_fail_cleanly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     after_commits(3, stack.kafka.proxy.cut_all, monkeypatch)
-    first, seconds = timed(lambda: run_attempt(attempt(proxied, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(proxied, topic, manifest)
     monkeypatch.undo()
 
     assert isinstance(first, (dict, *RETRYABLE)), repr(first)
@@ -168,7 +160,7 @@ def test_connections_cut_in_the_middle_of_a_commit_never_duplicate_or_lose_a_bat
     """``request``: the commit never reached the broker. ``response``: the broker committed and
     the answer was lost, so the client cannot know whether the batch is in."""
     after_commits(3, lambda: stack.kafka.proxy.cut_on_commit(when), monkeypatch)
-    first, seconds = timed(lambda: run_attempt(attempt(proxied, topic, manifest, "attempt-1")))
+    first, seconds = fast_first_attempt(proxied, topic, manifest)
     monkeypatch.undo()
 
     assert stack.kafka.proxy.stats.commit_cuts == [when]
