@@ -46,7 +46,7 @@ from kafka_ingest.publisher import (
 )
 from kafka_ingest.readers import ExtractReadError, file_state, fingerprint, read_extract
 from kafka_ingest.specs import Stage, TopicSpec
-from kafka_ingest.validation import BatchValidator, ValidationOutcome, row_rules
+from kafka_ingest.validation import BatchValidator, ValidationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,6 @@ class IngestionJob:
         self._metrics = metrics
         self._run = run
         self._validator = BatchValidator(spec)
-        self._flag_columns = _flag_columns(spec)
         self._dlq = DlqEnvelopeBuilder(spec, run)
         self._duplicates: DuplicateIndex | SeenKeys = DuplicateIndex.empty()
         self._unrecorded: list[str] = []
@@ -429,23 +428,8 @@ class IngestionJob:
         return _Prepared(records, rejected, skipped, table, rows)
 
     def _validate(self, prepared: Any) -> ValidationOutcome:
-        """GX validates the rows that can fail; a row whose every rule flag is True cannot.
-
-        When every row rule is a flag rule (``in_set [True]`` on a column ``prepare`` derived, the
-        framework's convention) and the spec has no batch rules of its own, a row with all flags
-        True passes every expectation, so only the others go through GX: the outcome is the same
-        and GX's per-row cost drops to the ~1 % of rows that fail. Otherwise GX sees the batch.
-        """
-        flags = self._flag_columns
-        if flags is None or not set(flags) <= set(prepared.columns):
-            return self._validator.validate(prepared)
-        passing = np.logical_and.reduce([prepared[c].isin([True]).to_numpy(dtype=bool) for c in flags])
-        candidates = np.flatnonzero(~passing)
-        checked = self._validator.validate(prepared.iloc[candidates])
-        valid = np.ones(len(prepared), dtype=bool)
-        valid[candidates] = checked.valid
-        failed = {int(candidates[position]): rules for position, rules in checked.failed_rules.items()}
-        return ValidationOutcome(valid, failed)
+        """GX on the rows that can fail (see :meth:`BatchValidator.validate_rows_that_can_fail`)."""
+        return self._validator.validate_rows_that_can_fail(prepared)
 
     def _encode(
         self,
@@ -573,21 +557,6 @@ class IngestionJob:
                 options=self.spec.reader,
             ):
                 yield _file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
-
-
-def _flag_columns(spec: TopicSpec) -> tuple[str, ...] | None:
-    """The columns of the spec's row rules when all are plain flag rules, else None."""
-    if spec.batch_rules:
-        return None
-    columns = []
-    for rule in row_rules(spec):
-        kwargs = dict(rule.kwargs)
-        if rule.expectation != "expect_column_values_to_be_in_set" or set(kwargs) != {"column", "value_set"}:
-            return None
-        if list(kwargs["value_set"]) != [True]:
-            return None
-        columns.append(str(kwargs["column"]))
-    return tuple(columns)
 
 
 def _advanced(checkpoint: Checkpoint, batch: BatchToPublish) -> Checkpoint:
