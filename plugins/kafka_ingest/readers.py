@@ -70,7 +70,7 @@ import os
 import posixpath
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any, Protocol, TypeVar, overload
 
@@ -81,6 +81,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kafka_ingest.batches import ReadBatch, RejectedRow
+from kafka_ingest.csv_blocks import (
+    BLOCK_BYTES,
+    READ_AHEAD_BLOCKS,
+    CsvBlock,
+    Handover,
+    csv_blocks,
+    read_ahead,
+    rest_of_stream,
+)
 from kafka_ingest.specs import ReaderOptions, Stage
 
 #: Default longest field (and physical line), in characters.
@@ -204,8 +213,12 @@ def read_extract(
     batch_bytes: int = 64 << 20,
     options: ReaderOptions | None = None,
     field_size_limit: int = FIELD_SIZE_LIMIT,
+    arrow_csv: bool = True,
 ) -> Iterator[ReadBatch]:
-    """Stream one extract file as bounded batches (see the module docstring for the semantics)."""
+    """Stream one extract file as bounded batches (see the module docstring for the semantics).
+
+    ``arrow_csv=False`` reads CSV with the exact reader only (the tests compare the two paths).
+    """
     if batch_rows < 1 or batch_bytes < 1 or field_size_limit < 1:
         raise ValueError("batch_rows, batch_bytes and field_size_limit must be positive")
     fmt = detect_format(path)
@@ -215,11 +228,17 @@ def read_extract(
         if fmt == "parquet":
             yield from _parquet_batches(raw, spec, limits)
             return
-        newline = "" if fmt == "csv" else "\n"
-        with _open_text(raw, spec, newline, _name(path).lower().endswith(".gz")) as text:
-            lines = _Lines(text, field_size_limit)
-            reader = _CsvReader(spec, limits, lines) if fmt == "csv" else _JsonlReader(spec, limits, lines)
-            yield from reader.batches()
+        with _decompressed(raw, _name(path).lower().endswith(".gz")) as binary:
+            if fmt == "csv" and arrow_csv and _arrow_can_read(spec.options):
+                yield from _ArrowCsvReader(spec, limits, binary).batches()
+                return
+            newline = "" if fmt == "csv" else "\n"
+            with _open_text(binary, spec.options.encoding, newline) as text:
+                lines = _Lines(text, field_size_limit)
+                reader = (
+                    _CsvReader(spec, limits, lines) if fmt == "csv" else _JsonlReader(spec, limits, lines)
+                )
+                yield from reader.batches()
 
 
 class _Spec:
@@ -278,18 +297,35 @@ def _open_binary(path: ExtractPath) -> Iterator[IO[bytes]]:
 
 
 @contextmanager
-def _open_text(raw: IO[bytes], spec: _Spec, newline: str, gz: bool) -> Iterator[io.TextIOWrapper]:
-    """Decode as a stream; gzip by suffix or magic bytes; a BOM is dropped for UTF-8."""
+def _decompressed(raw: IO[bytes], gz: bool) -> Iterator[IO[bytes]]:
+    """The file's bytes, gunzipped when its suffix or its magic bytes say gzip."""
     peek = getattr(raw, "peek", None)
     head = peek(2)[:2] if peek else raw.read(2)
     if not peek:
         raw.seek(0)
-    binary = gzip.GzipFile(fileobj=raw, mode="rb") if gz or head == _GZIP_MAGIC else raw
-    encoding = spec.options.encoding
-    if codecs.lookup(encoding).name == "utf-8":
+    if not (gz or head == _GZIP_MAGIC):
+        yield raw
+        return
+    with gzip.GzipFile(fileobj=raw, mode="rb") as binary:
+        yield binary  # type: ignore[misc]  # GzipFile is a binary stream; typeshed types it apart
+
+
+@contextmanager
+def _open_text(
+    binary: IO[bytes], encoding: str, newline: str, *, at_start: bool = True
+) -> Iterator[io.TextIOWrapper]:
+    """Decode as a stream; a BOM at the start is dropped for UTF-8.
+
+    Undecodable bytes become lone surrogates (``surrogateescape``): the readers reject the record
+    holding them instead of failing the file.
+    """
+    if at_start and codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"
-    with io.TextIOWrapper(binary, encoding=encoding, errors="surrogateescape", newline=newline) as text:
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="surrogateescape", newline=newline)
+    try:
         yield text
+    finally:
+        text.detach()  # the stream belongs to whoever opened it
 
 
 class _Lines:
@@ -396,6 +432,14 @@ class _Batch:
     def successor(self) -> _Batch:
         return _Batch(self.spec, self.picks, self.first + self.records)
 
+    def extend(self, columns: Sequence[pa.Array], count: int) -> None:
+        """Add ``count`` records parsed elsewhere: one array per picked column, in pick order."""
+        self.flush()
+        parsed = iter(columns)
+        for chunks, pick in zip(self.chunks, self.picks, strict=True):
+            chunks.append(pa.nulls(count, _STRING) if pick is None else next(parsed))
+        self.records += count
+
 
 class _TextReader:
     """The batch loop shared by CSV and JSON Lines; ``_fill`` reads one batch's records."""
@@ -405,24 +449,41 @@ class _TextReader:
         self.source = iter(lines)
 
     def batches(self) -> Iterator[ReadBatch]:
+        return self._guarded(self._all_batches())
+
+    def resume(self, batch: _Batch, used: int) -> Iterator[ReadBatch]:
+        """Go on filling ``batch``, which already spent ``used`` characters of its budget.
+
+        The CSV fast path hands over here when a block is not canonical (``csv_blocks``).
+        """
+        return self._guarded(self._batches_from(batch, used))
+
+    def _all_batches(self) -> Iterator[ReadBatch]:
         picks = self._start()
-        if picks is None:
-            return
-        batch = _Batch(self.spec, picks, 1)
+        if picks is not None:
+            yield from self._batches_from(_Batch(self.spec, picks, 1), 0)
+
+    def _batches_from(self, batch: _Batch, used: int) -> Iterator[ReadBatch]:
         while True:
-            at_end = self._fill(batch)
+            at_end = self._fill(batch, self.lines.chars - used + self.limits.chars)
+            used = 0
             if batch.records:
                 yield batch.finish()
             if at_end:
                 return
             batch = batch.successor()
 
+    def _guarded(self, inner: Iterator[ReadBatch]) -> Iterator[ReadBatch]:
+        """``inner``, with whatever process-wide setting the reader needs while it runs."""
+        return inner
+
     def _start(self) -> list[int | None] | None:
         """Column positions in a row, or None for a file without records."""
         raise NotImplementedError
 
-    def _fill(self, batch: _Batch) -> bool:
-        """Read records into ``batch`` until it is full; True at the end of the file."""
+    def _fill(self, batch: _Batch, budget: int) -> bool:
+        """Read records into ``batch`` until it is full, or ``lines.chars`` passes ``budget``;
+        True at the end of the file."""
         raise NotImplementedError
 
 
@@ -433,15 +494,16 @@ class _CsvReader(_TextReader):
         super().__init__(spec, limits, lines)
         self.reader = csv.reader(self.source, delimiter=spec.options.csv_delimiter, strict=True)
         self.header: list[str] = []
-        self.skipped_lines = 0  # physical lines read past the parser (see _skip_field_tail)
+        # Physical lines the parser did not count: before it started (the fast path's, see
+        # resume) and read past it (see _skip_field_tail).
+        self.line_offset = 0
 
-    def batches(self) -> Iterator[ReadBatch]:
-        """Like the base loop, with our field limit in force only while this reader runs.
+    def _guarded(self, inner: Iterator[ReadBatch]) -> Iterator[ReadBatch]:
+        """Our field limit in force only while this reader runs.
 
         The ``csv`` module has one process-wide limit; restoring it before every yield keeps
         other readers and other code (and tests) in the process on their own limit.
         """
-        inner = super().batches()
         while True:
             previous = csv.field_size_limit(self.limits.field)
             try:
@@ -465,7 +527,7 @@ class _CsvReader(_TextReader):
         self.lines.next_record()
         return _header_picks(self.spec, self.header) if self.header else None
 
-    def _fill(self, batch: _Batch) -> bool:
+    def _fill(self, batch: _Batch, budget: int) -> bool:
         """The hot loop: a clean row costs a length check, a flag check and an append.
 
         Everything else (blank lines, rejects, Arrow chunks, the batch limits) is handled off the
@@ -473,7 +535,6 @@ class _CsvReader(_TextReader):
         """
         lines, reader, pending = self.lines, self.reader, self.lines.pending
         width, append, limit = len(self.header), batch.rows.append, self.limits.rows
-        budget = lines.chars + self.limits.chars
         while True:
             if len(batch.rows) >= _STEP:
                 batch.flush()
@@ -507,7 +568,7 @@ class _CsvReader(_TextReader):
         if not fields and not lines.dirty:
             lines.next_record()
             return False
-        span = lines.span(self.reader.line_num + self.skipped_lines)
+        span = lines.span(self.reader.line_num + self.line_offset)
         if lines.too_long:
             limit = self.limits.field
             batch.reject(n, LINE_TOO_LONG, f"{span}: a line is longer than {limit} characters", lines.raw())
@@ -527,7 +588,7 @@ class _CsvReader(_TextReader):
         error_type = FIELD_TOO_LARGE if message.startswith("field larger") else BAD_QUOTING
         if lines.too_long:
             error_type = LINE_TOO_LONG
-        span = lines.span(self.reader.line_num + self.skipped_lines)
+        span = lines.span(self.reader.line_num + self.line_offset)
         batch.reject(n, error_type, f"{span}: {message}", lines.raw())
         if error_type == FIELD_TOO_LARGE:
             self._skip_field_tail()
@@ -548,7 +609,7 @@ class _CsvReader(_TextReader):
             line = next(self.source, None)
             if line is None:
                 return
-            self.skipped_lines += 1
+            self.line_offset += 1
             lines.pending.clear()
             inside = line.count('"') % 2 == 0
 
@@ -558,6 +619,131 @@ class _CsvReader(_TextReader):
         if len(fields) > len(header):
             original["_extra"] = [_clean(v) for v in fields[len(header) :]]
         return original
+
+
+def _arrow_can_read(options: ReaderOptions) -> bool:
+    """The fast path knows the contract's CSV only: UTF-8 and a comma."""
+    return options.csv_delimiter == "," and codecs.lookup(options.encoding).name == "utf-8"
+
+
+class _ArrowCsvReader:
+    """CSV through Arrow while ``csv_blocks`` proves a block reads as it would through
+    :class:`_CsvReader`, and through :class:`_CsvReader` from the first block it cannot.
+
+    Both paths give the same batches: records, numbers, rejects and cuts (tested on generated
+    files, ``tests/unit/test_csv_blocks.py``). The blocks are read and parsed one or two ahead on
+    a background thread (``read_ahead``), since Arrow and numpy release the GIL.
+    """
+
+    #: Bytes per block (``csv_blocks.BLOCK_BYTES``); tests make it small to cut records often.
+    block_bytes = BLOCK_BYTES
+
+    def __init__(self, spec: _Spec, limits: _Limits, binary: IO[bytes]) -> None:
+        self.spec, self.limits, self.binary = spec, limits, binary
+
+    def batches(self) -> Iterator[ReadBatch]:
+        head = self._read_head()
+        header_end = _plain_header_end(head, self.limits.field)
+        header = _plain_header(head[:header_end]) if header_end else []
+        if len(header) < 2:  # one column: blank lines are records to Arrow, not to csv
+            yield from self._exact(rest_of_stream(head, self.binary), lines=0)
+            return
+        picks = _header_picks(self.spec, header)
+        wanted = [pick for pick in picks if pick is not None]
+        batch, used = _Batch(self.spec, picks, 1), 0
+        handover: Handover | None = None
+        blocks = csv_blocks(
+            self.binary,
+            head=head[header_end:],
+            lines=1,
+            width=len(header),
+            picks=wanted,
+            field_limit=self.limits.field,
+            block_bytes=self.block_bytes,
+        )
+        for block in read_ahead(blocks, depth=READ_AHEAD_BLOCKS):
+            if isinstance(block, Handover):
+                handover = block
+                continue
+            batch, used = yield from self._take(block, batch, used)
+        if handover is None:
+            if batch.records:
+                yield batch.finish()
+            return
+        yield from self._exact(handover.rest, lines=handover.lines, resume=(header, batch, used))
+
+    def _read_head(self) -> bytes:
+        """The file's first bytes: at least its first line, unless that is over the limit."""
+        head = self.binary.read(self.block_bytes)
+        while b"\n" not in head and len(head) <= self.limits.field:
+            more = self.binary.read(self.block_bytes)
+            if not more:
+                break
+            head += more
+        return head
+
+    def _take(
+        self, block: CsvBlock, batch: _Batch, used: int
+    ) -> Generator[ReadBatch, None, tuple[_Batch, int]]:
+        """Cut ``block`` into batches exactly where the exact reader would."""
+        limits, start = self.limits, 0
+        while start < block.rows:
+            take = min(limits.rows - batch.records, block.rows - start)
+            chars = block.chars(start, start + take)
+            if used + chars > limits.chars:  # the batch ends after the record that passes the budget
+                running = used + block.running_chars(start, start + take)
+                take = int(np.argmax(running > limits.chars)) + 1
+                chars = int(running[take - 1]) - used
+            batch.extend([column.slice(start, take) for column in block.columns], take)
+            used += chars
+            start += take
+            if batch.records >= limits.rows or used > limits.chars:
+                yield batch.finish()
+                batch, used = batch.successor(), 0
+        return batch, used
+
+    def _exact(
+        self, rest: IO[bytes], *, lines: int, resume: tuple[list[str], _Batch, int] | None = None
+    ) -> Iterator[ReadBatch]:
+        """The exact reader over ``rest``: the whole file, or (``resume``) from a record
+        boundary ``lines`` physical lines in, going on with the fast path's header and batch."""
+        encoding = self.spec.options.encoding
+        with _open_text(rest, encoding, "", at_start=resume is None) as text:
+            reader = _CsvReader(self.spec, self.limits, _Lines(text, self.limits.field))
+            reader.line_offset = lines
+            if resume is None:
+                yield from reader.batches()
+                return
+            reader.header, batch, used = resume
+            yield from reader.resume(batch, used)
+
+
+def _plain_header_end(head: bytes, limit: int) -> int:
+    """Where the header line ends if the fast path can take it, else 0.
+
+    It can if the header is one physical line within the limit, LF or CRLF ended, not blank,
+    quote-balanced, free of NUL and valid UTF-8; anything else goes to the exact reader.
+    """
+    end = head.find(b"\n") + 1
+    line = head[:end]
+    bare_cr = line.count(b"\r") - line.endswith(b"\r\n")
+    if not end or end > limit or line.count(b'"') % 2 or b"\x00" in line or bare_cr:
+        return 0
+    if not line.strip(b"\r\n"):
+        return 0
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return 0
+    return end
+
+
+def _plain_header(line: bytes) -> list[str]:
+    """The header's names, or [] if the csv module cannot split them (the exact reader will say why)."""
+    try:
+        return next(csv.reader([line.removeprefix(codecs.BOM_UTF8).decode("utf-8")], strict=True))
+    except (csv.Error, StopIteration):
+        return []
 
 
 def _header_picks(spec: _Spec, header: list[str]) -> list[int | None]:
@@ -578,9 +764,8 @@ class _JsonlReader(_TextReader):
     def _start(self) -> list[int | None] | None:
         return list(range(len(self.spec.names)))
 
-    def _fill(self, batch: _Batch) -> bool:
+    def _fill(self, batch: _Batch, budget: int) -> bool:
         lines, limit = self.lines, self.limits.rows
-        budget = lines.chars + self.limits.chars
         for line in self.source:
             self.line_number += 1
             text = line.strip(" \t\r\n")

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kafka_ingest import readers
 from kafka_ingest.batches import ReadBatch
 from kafka_ingest.readers import (
     BAD_QUOTING,
@@ -530,10 +531,14 @@ def test_corrupt_gzip_raises_extract_read_error_naming_the_file(tmp_path: Path) 
         read(path)
 
 
-def test_truncated_gzip_fails_when_met_after_earlier_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arrow_csv", [True, False], ids=["arrow-blocks", "exact"])
+def test_truncated_gzip_fails_when_met_after_earlier_batches(
+    tmp_path: Path, arrow_csv: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers._ArrowCsvReader, "block_bytes", 4096)  # read ahead: a few KiB
     data = gzip.compress(("a,b\n" + "1,2\n" * 50_000).encode())
     path = write(tmp_path / "part-1.csv.gz", data[: len(data) // 2])
-    batches = read_extract(path, columns=("a", "b"), batch_rows=1000)
+    batches = read_extract(path, columns=("a", "b"), batch_rows=1000, arrow_csv=arrow_csv)
     assert next(batches).last_row == 1000
     with pytest.raises(ExtractReadError, match=r"part-1\.csv\.gz"):
         list(batches)
