@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kafka_ingest import pan
 from kafka_ingest.batches import RejectedRow
 from kafka_ingest.dlq import (
     DEFAULT_MAX_ENVELOPE_BYTES,
@@ -290,3 +291,12 @@ def test_an_envelope_never_exceeds_max_bytes(
     original = {name * 3: value * repeat for name, value, repeat in fields}
     row = rejected(original, message=message[0] * message[1])
     assert len(build(row, max_bytes=max_bytes)) <= max_bytes
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from(list("0123456789   --a.٣")), max_size=60))
+def test_text_skipped_by_the_twelve_digit_precheck_is_text_the_full_scrub_keeps(text: str) -> None:
+    """scrub_pans returns early when no twelve digits are close enough to be a card number; the
+    full scrub (every digit run judged) must agree on every input."""
+    full = pan._DIGIT_RUN.sub(lambda run: pan._mask_run(run.group(0)), text)
+    assert pan.scrub_pans(text) == full
