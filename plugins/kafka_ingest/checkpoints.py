@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     IsolationLevel,
     KafkaError,
@@ -163,8 +162,14 @@ class CheckpointStore:
     def load(self, key: str) -> Checkpoint | None:
         """The last committed checkpoint for ``key``, or None if the file was never started."""
         partition = self.partition(key)
-        high = self._high_watermark(partition)
+        high = self._watermark(partition, OffsetSpec.latest())
         if high == 0:
+            return None
+        # The log's start as a number, not OFFSET_BEGINNING: librdkafka resolves a logical offset
+        # with a ListOffsets request it first defers ~0.5 s when, as for every new consumer, the
+        # partition's leader is not known yet; each task paid that per file.
+        start = self._watermark(partition, OffsetSpec.earliest())
+        if start >= high:  # retention emptied the partition: nothing was kept for any key
             return None
         consumer = self._consumer_factory(
             {
@@ -176,7 +181,7 @@ class CheckpointStore:
             }
         )
         try:
-            consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)])
+            consumer.assign([TopicPartition(self.topic, partition, start)])
             return self._scan(consumer, partition, key, high)
         finally:
             consumer.close()
@@ -204,16 +209,14 @@ class CheckpointStore:
                     value = message.value()
                     latest = Checkpoint.from_json(value) if value else None
 
-    def _high_watermark(self, partition: int) -> int:
-        """The partition's end offset. Right after a broker restart its leader answers with
-        leader-epoch errors for a moment: those are asked again, within the read timeout."""
+    def _watermark(self, partition: int, which: OffsetSpec) -> int:
+        """The partition's start or end offset. Right after a broker restart its leader answers
+        with leader-epoch errors for a moment: those are asked again, within the read timeout."""
         admin = AdminClient(self._admin_config())
         tp = TopicPartition(self.topic, partition)
         deadline = time.monotonic() + self._read_timeout_s
         while True:
-            futures = admin.list_offsets(
-                {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_UNCOMMITTED
-            )
+            futures = admin.list_offsets({tp: which}, isolation_level=IsolationLevel.READ_UNCOMMITTED)
             try:
                 return int(futures[tp].result(timeout=max(1.0, deadline - time.monotonic())).offset)
             except KafkaException as exc:

@@ -16,7 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka.admin import OffsetSpec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -112,6 +113,8 @@ class FakeCluster:
     partitions: dict[str, int] = field(default_factory=dict)
     #: partition -> its log: (key, value) or an error, one entry per offset
     logs: dict[int, list[tuple[bytes, bytes | None] | KafkaError]] = field(default_factory=dict)
+    #: partition -> its log start offset, where retention or compaction moved it
+    starts: dict[int, int] = field(default_factory=dict)
     #: empty polls the consumer returns before it gets any message (an open transaction ahead)
     stalls: int = 0
     created: list[Any] = field(default_factory=list)
@@ -146,9 +149,12 @@ class FakeAdmin:
         return {new.topic: _done(None) for new in new_topics}
 
     def list_offsets(self, request: dict[TopicPartition, Any], isolation_level: Any = None) -> Any:
-        return {
-            tp: _done(SimpleNamespace(offset=len(self._cluster.logs.get(tp.partition, [])))) for tp in request
-        }
+        def offset(tp: TopicPartition, spec: Any) -> int:
+            if spec == OffsetSpec.earliest():
+                return self._cluster.starts.get(tp.partition, 0)
+            return len(self._cluster.logs.get(tp.partition, []))
+
+        return {tp: _done(SimpleNamespace(offset=offset(tp, spec))) for tp, spec in request.items()}
 
 
 class FakeConsumer:
@@ -158,13 +164,15 @@ class FakeConsumer:
         self._cluster = cluster
         self._log: list[tuple[bytes, bytes | None] | KafkaError] = []
         self._position = -1001  # OFFSET_INVALID until something is consumed, as in librdkafka
+        self._start = 0
         self.assigned: list[TopicPartition] = []
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = partitions
         (tp,) = partitions
-        assert tp.offset == OFFSET_BEGINNING
+        assert tp.offset >= 0, "a logical offset costs librdkafka a deferred ListOffsets (~0.5 s)"
         self._log = self._cluster.logs.get(tp.partition, [])
+        self._start = tp.offset
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [TopicPartition(tp.topic, tp.partition, self._position) for tp in partitions]
@@ -173,7 +181,7 @@ class FakeConsumer:
         if self._cluster.stalls:
             self._cluster.stalls -= 1
             return []
-        start = max(self._position, 0)
+        start = self._position if self._position >= 0 else self._start
         entries = self._log[start : start + min(num_messages, 2)]  # small polls: the loop must go on
         self._position = start + len(entries)
         return [self._message(start + i, entry) for i, entry in enumerate(entries)]
@@ -240,11 +248,22 @@ def test_load_reads_the_keys_partition_from_the_beginning(cluster: FakeCluster) 
     cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
     store(cluster).load(KEY)
     (assigned,) = cluster.consumers[0].assigned
-    assert (assigned.topic, assigned.partition, assigned.offset) == (
-        TOPIC,
-        partition_for(KEY, 12),
-        OFFSET_BEGINNING,
-    )
+    assert (assigned.topic, assigned.partition, assigned.offset) == (TOPIC, partition_for(KEY, 12), 0)
+
+
+def test_load_starts_where_retention_left_the_log(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100)), entry(ckpt(200)), entry(ckpt(300))]
+    cluster.starts[partition_for(KEY, 12)] = 1
+    assert store(cluster).load(KEY) == ckpt(300)
+    (assigned,) = cluster.consumers[0].assigned
+    assert assigned.offset == 1
+
+
+def test_load_of_a_partition_retention_emptied_is_none_without_reading_it(cluster: FakeCluster) -> None:
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    cluster.starts[partition_for(KEY, 12)] = 1
+    assert store(cluster).load(KEY) is None
+    assert cluster.consumers == []
 
 
 def test_load_reads_on_past_empty_polls_up_to_the_high_watermark(cluster: FakeCluster) -> None:
