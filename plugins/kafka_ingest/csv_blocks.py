@@ -28,11 +28,9 @@ well-formed and hostile.
 from __future__ import annotations
 
 import io
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -294,53 +292,3 @@ class _Chained(io.RawIOBase):
         chunk = self.raw.read(len(buffer))
         buffer[: len(chunk)] = chunk
         return len(chunk)
-
-
-_T = TypeVar("_T")
-
-
-def read_ahead(items: Iterator[_T], depth: int = 2) -> Iterator[_T]:
-    """``items`` produced on a background thread, at most ``depth`` ahead of the consumer.
-
-    Arrow's parse and numpy's scans release the GIL, so the next block is read and parsed while
-    the caller validates, encodes and publishes this one: the second core does the reading. An
-    exception of the producer is raised in the consumer. Closing the consumer stops the producer
-    after its current item and waits for it, so the file is not read after its owner closes it.
-    """
-    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            put(("error", exc))
-
-    worker = threading.Thread(target=produce, name="csv-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = handoff.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join()
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()

@@ -18,7 +18,11 @@ Decisions taken where EXTRACTS.md is silent:
 - **Output**: one Arrow ``string`` column per name in ``columns + optional_columns``, in that
   order. Extra columns are ignored; a missing optional column is all nulls; a missing required
   column fails the file (:class:`ExtractReadError`), since no row of it could be valid.
-- **CSV** (Python's ``csv`` module, strict mode): empty fields stay ``""`` (the topic's prepare
+- **CSV** (Python's ``csv`` module, strict mode, is the reference): for speed, blocks that
+  ``csv_blocks`` proves canonical (RFC 4180 quoting only, LF/CRLF, valid UTF-8, every record the
+  header's width, ...) are parsed by Arrow on a read-ahead thread, and the exact reader takes
+  over at the first block that is not; the batches are the same either way (property-tested).
+  Empty fields stay ``""`` (the topic's prepare
   step decides what empty means); a header-only or empty file yields no batch. Rows that cannot
   be read become read-stage rejects and reading goes on: ``wrong_field_count`` (``original`` is
   header -> value, extra values under ``_extra``), ``bad_quoting`` (the parser resynchronises at
@@ -50,8 +54,9 @@ Decisions taken where EXTRACTS.md is silent:
 - Part files: every name with a known suffix except ``_*`` and ``.*`` (Spark writes JSON Lines as
   ``part-*.json``, hence ``.json``); a blank line is an empty one (a JSONL line of whitespace too).
 - A file that cannot be read at all (missing, corrupt gzip, deleted mid-read, corrupt Parquet)
-  raises :class:`ExtractReadError` naming the file, when it is met: batches already yielded stay
-  valid, and the caller must not treat the file as done.
+  raises :class:`ExtractReadError` naming the file, when it is met (the CSV fast path reads up
+  to 16 MiB ahead, so it may come a batch earlier): batches already yielded stay valid, and the
+  caller must not treat the file as done.
 - The field size limit is set on the ``csv`` module (it only has a process-wide one) while the
   reader runs, and restored whenever it yields.
 """
@@ -87,9 +92,9 @@ from kafka_ingest.csv_blocks import (
     CsvBlock,
     Handover,
     csv_blocks,
-    read_ahead,
     rest_of_stream,
 )
+from kafka_ingest.prefetch import prefetch
 from kafka_ingest.specs import ReaderOptions, Stage
 
 #: Default longest field (and physical line), in characters.
@@ -632,7 +637,7 @@ class _ArrowCsvReader:
 
     Both paths give the same batches: records, numbers, rejects and cuts (tested on generated
     files, ``tests/unit/test_csv_blocks.py``). The blocks are read and parsed one or two ahead on
-    a background thread (``read_ahead``), since Arrow and numpy release the GIL.
+    a background thread (``prefetch``), since Arrow and numpy release the GIL.
     """
 
     #: Bytes per block (``csv_blocks.BLOCK_BYTES``); tests make it small to cut records often.
@@ -661,7 +666,7 @@ class _ArrowCsvReader:
             field_limit=self.limits.field,
             block_bytes=self.block_bytes,
         )
-        for block in read_ahead(blocks, depth=READ_AHEAD_BLOCKS):
+        for block in prefetch(blocks, READ_AHEAD_BLOCKS, name="csv-blocks"):
             if isinstance(block, Handover):
                 handover = block
                 continue

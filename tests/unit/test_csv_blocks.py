@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from hypothesis import strategies as st
 
 from kafka_ingest import readers
 from kafka_ingest.batches import ReadBatch
-from kafka_ingest.csv_blocks import CsvBlock, Handover, csv_blocks, read_ahead
+from kafka_ingest.csv_blocks import CsvBlock, Handover, csv_blocks
 from kafka_ingest.readers import ExtractReadError, read_extract
 
 HEADER = b"a,b,c\r\n"
@@ -222,33 +220,3 @@ def test_block_chars_count_characters_not_bytes() -> None:
     assert block.chars(0, 2) == 12
     assert block.running_chars(1, 2).tolist() == [6]
     assert block.running_chars(0, 2).tolist() == [6, 12]
-
-
-# --- read-ahead ----------------------------------------------------------------------------------
-
-
-def test_read_ahead_yields_in_order_and_raises_the_producers_error() -> None:
-    def items() -> Iterator[int]:
-        yield from range(5)
-        raise ValueError("disk gone")
-
-    consumer = read_ahead(items())
-    assert [next(consumer) for _ in range(5)] == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError, match="disk gone"):
-        next(consumer)
-
-
-def test_closing_the_consumer_stops_the_producer() -> None:
-    produced: list[int] = []
-
-    def items() -> Iterator[int]:
-        for n in range(1000):
-            produced.append(n)
-            yield n
-
-    before = threading.active_count()
-    consumer = read_ahead(items(), depth=2)
-    assert next(consumer) == 0
-    consumer.close()
-    assert threading.active_count() == before
-    assert len(produced) <= 4  # the one consumed, two queued, one in hand
