@@ -38,6 +38,7 @@ from kafka_ingest.dlq import DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_header
 from kafka_ingest.encoding import TableEncoder
 from kafka_ingest.errors import PermanentError
 from kafka_ingest.metrics import TopicMetrics
+from kafka_ingest.prefetch import prefetch
 from kafka_ingest.publisher import (
     BatchToPublish,
     BudgetExceeded,
@@ -301,8 +302,7 @@ class IngestionJob:
             checkpoint.dlq, checkpoint.batches = base.dlq, base.batches
         source = SourceInfo(self.spec.dataset, self.settings.extract_date, path)
         progress = _Progress(path)
-        for batch in self._read(path):
-            prepared = self._prepare(batch, resume_after)
+        for batch, prepared in prefetch(self._prepared(path, resume_after), 1, name="prepare-ahead"):
             summary.rows_read += batch.rows_read
             summary.skipped += prepared.skipped
             self._metrics.incr("rows_skipped", prepared.skipped)
@@ -375,6 +375,18 @@ class IngestionJob:
             )
 
     # -- one batch ------------------------------------------------------------------------
+
+    def _prepared(self, path: str, resume_after: int) -> Iterator[tuple[ReadBatch, _Prepared]]:
+        """Each read batch with its records and rejects, ready to publish.
+
+        :meth:`_stream` runs this one batch ahead, on a thread: the next batch is read, validated
+        and encoded while this one is produced and its transaction commits, whose round trips
+        release the GIL. Batches are prepared in file order (the one-pass duplicate rule needs
+        that) and published in the same order; at most one prepared batch waits, so memory
+        stays bounded by two batches.
+        """
+        for batch in self._read(path):
+            yield batch, self._prepare(batch, resume_after)
 
     def _read(self, path: str) -> Iterable[ReadBatch]:
         return read_extract(
