@@ -45,7 +45,14 @@ from kafka_ingest.publisher import (
     OutgoingMessage,
     TransactionalPublisher,
 )
-from kafka_ingest.readers import ExtractReadError, file_state, fingerprint, read_extract
+from kafka_ingest.readers import (
+    ExtractPath,
+    ExtractReadError,
+    file_state,
+    fingerprint,
+    pinned,
+    read_extract,
+)
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.validation import BatchValidator, ValidationOutcome
 
@@ -302,7 +309,8 @@ class IngestionJob:
             checkpoint.dlq, checkpoint.batches = base.dlq, base.batches
         source = SourceInfo(self.spec.dataset, self.settings.extract_date, path)
         progress = _Progress(path)
-        for batch, prepared in prefetch(self._prepared(path, resume_after), 1, name="prepare-ahead"):
+        batches = self._prepared(pinned(path), resume_after)  # opened on the prepare-ahead thread
+        for batch, prepared in prefetch(batches, 1, name="prepare-ahead"):
             summary.rows_read += batch.rows_read
             summary.skipped += prepared.skipped
             self._metrics.incr("rows_skipped", prepared.skipped)
@@ -376,7 +384,7 @@ class IngestionJob:
 
     # -- one batch ------------------------------------------------------------------------
 
-    def _prepared(self, path: str, resume_after: int) -> Iterator[tuple[ReadBatch, _Prepared]]:
+    def _prepared(self, path: ExtractPath, resume_after: int) -> Iterator[tuple[ReadBatch, _Prepared]]:
         """Each read batch with its records and rejects, ready to publish.
 
         :meth:`_stream` runs this one batch ahead, on a thread: the next batch is read, validated
@@ -388,7 +396,7 @@ class IngestionJob:
         for batch in self._read(path):
             yield batch, self._prepare(batch, resume_after)
 
-    def _read(self, path: str) -> Iterable[ReadBatch]:
+    def _read(self, path: ExtractPath) -> Iterable[ReadBatch]:
         return read_extract(
             path,
             columns=self.spec.columns,

@@ -180,6 +180,33 @@ def list_part_files(day_dir: str | _Directory[Any]) -> list[Any]:
     return [f"{base}{sep}{name}" for name in names if _is_part_name(name)]
 
 
+class PinnedFile:
+    """An fsspec URL whose filesystem was resolved by the thread that made this object.
+
+    fsspec caches filesystem instances per thread, so a URL opened on another thread gets a new
+    instance: for ``simplecache::`` URLs a second download into a second temp folder, for object
+    stores a second session. The pipeline pins each file in the task's thread (where it was
+    fingerprinted) before its read runs on the prepare-ahead thread. ``str()`` is the URL, so
+    batches, rejects and headers name the file as before.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.name = posixpath.basename(url.rstrip("/"))
+        self._fs, self._location = fsspec.core.url_to_fs(url)
+
+    def open(self, mode: str) -> Any:
+        return self._fs.open(self._location, mode)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def pinned(path: ExtractPath) -> ExtractPath:
+    """``path``, with an fsspec URL resolved in this thread (see :class:`PinnedFile`)."""
+    return PinnedFile(path) if isinstance(path, str) and "://" in path else path
+
+
 def fingerprint(path: ExtractPath) -> str:
     """SHA-256 of the file's bytes as stored, so a rewritten extract is told from a retried one."""
     digest = hashlib.sha256()

@@ -592,3 +592,27 @@ def test_the_csv_modules_field_limit_is_restored_while_batches_are_out(tmp_path:
     assert csv.field_size_limit() == before
     assert sum(b.table.num_rows for b in batches) == 20
     assert csv.field_size_limit() == before
+
+
+def test_a_pinned_url_read_on_another_thread_reuses_this_threads_cached_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsspec makes one filesystem per thread: unpinned, a simplecache URL read on the
+    prepare-ahead thread would be downloaded again into a second temp folder."""
+    import tempfile
+    import threading
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    url = "simplecache::file://" + write(tmp_path / "part-1.csv", "a,b\n1,2\n3,4\n")
+    fingerprint(url)  # the task's thread copies the file once
+    path = readers.pinned(url)
+    found: list[ReadBatch] = []
+    worker = threading.Thread(target=lambda: found.extend(read_extract(path, columns=("a", "b"))))
+    worker.start()
+    worker.join()
+    assert [b.table.column("a").to_pylist() for b in found] == [["1", "3"]]
+    assert found[0].file == url
+    copies = [p for p in temp.rglob("*") if p.is_file()]
+    assert len(copies) == 1, copies
