@@ -81,13 +81,14 @@ class CsvBlock:
 
     def chars(self, start: int, stop: int) -> int:
         """Characters of records ``start`` to ``stop`` (exclusive)."""
-        before = int(self.chars_through[start - 1]) if start else 0
-        return int(self.chars_through[stop - 1]) - before
+        return int(self.chars_through[stop - 1]) - self._chars_before(start)
 
     def running_chars(self, start: int, stop: int) -> np.ndarray:
         """Characters of records ``start``.. up to and including each record before ``stop``."""
-        before = int(self.chars_through[start - 1]) if start else 0
-        return self.chars_through[start:stop] - before
+        return self.chars_through[start:stop] - self._chars_before(start)
+
+    def _chars_before(self, record: int) -> int:
+        return int(self.chars_through[record - 1]) if record else 0
 
 
 @dataclass(frozen=True)

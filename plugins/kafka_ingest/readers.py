@@ -663,8 +663,9 @@ class _ArrowCsvReader:
     :class:`_CsvReader`, and through :class:`_CsvReader` from the first block it cannot.
 
     Both paths give the same batches: records, numbers, rejects and cuts (tested on generated
-    files, ``tests/unit/test_csv_blocks.py``). The blocks are read and parsed one or two ahead on
-    a background thread (``prefetch``), since Arrow and numpy release the GIL.
+    files, ``tests/unit/test_csv_blocks.py``). The blocks are read and parsed up to
+    ``READ_AHEAD_BLOCKS`` ahead on a background thread (``prefetch``), since Arrow and numpy
+    release the GIL.
     """
 
     #: Bytes per block (``csv_blocks.BLOCK_BYTES``); tests make it small to cut records often.
@@ -675,8 +676,7 @@ class _ArrowCsvReader:
 
     def batches(self) -> Iterator[ReadBatch]:
         head = self._read_head()
-        header_end = _plain_header_end(head, self.limits.field)
-        header = _plain_header(head[:header_end]) if header_end else []
+        header_end, header = _plain_header(head, self.limits.field)
         if len(header) < 2:  # one column: blank lines are records to Arrow, not to csv
             yield from self._exact(rest_of_stream(head, self.binary), lines=0)
             return
@@ -750,32 +750,24 @@ class _ArrowCsvReader:
             yield from reader.resume(batch, used)
 
 
-def _plain_header_end(head: bytes, limit: int) -> int:
-    """Where the header line ends if the fast path can take it, else 0.
+def _plain_header(head: bytes, limit: int) -> tuple[int, list[str]]:
+    """Where the header line ends and its names, if the fast path can take it, else ``(0, [])``.
 
     It can if the header is one physical line within the limit, LF or CRLF ended, not blank,
-    quote-balanced, free of NUL and valid UTF-8; anything else goes to the exact reader.
+    quote-balanced, free of NUL, valid UTF-8 and split cleanly by the csv module; anything else
+    goes to the exact reader, which also says what is wrong with it.
     """
     end = head.find(b"\n") + 1
     line = head[:end]
     bare_cr = line.count(b"\r") - line.endswith(b"\r\n")
     if not end or end > limit or line.count(b'"') % 2 or b"\x00" in line or bare_cr:
-        return 0
+        return 0, []
     if not line.strip(b"\r\n"):
-        return 0
+        return 0, []
     try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return 0
-    return end
-
-
-def _plain_header(line: bytes) -> list[str]:
-    """The header's names, or [] if the csv module cannot split them (the exact reader will say why)."""
-    try:
-        return next(csv.reader([line.removeprefix(codecs.BOM_UTF8).decode("utf-8")], strict=True))
-    except (csv.Error, StopIteration):
-        return []
+        return end, next(csv.reader([line.removeprefix(codecs.BOM_UTF8).decode("utf-8")], strict=True))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return 0, []
 
 
 def _header_picks(spec: _Spec, header: list[str]) -> list[int | None]:
