@@ -4,18 +4,23 @@ Readers hand nested columns on as JSON text, and a number there may be a JSON nu
 string (``2`` or ``"2"``, ``12.50`` or ``"12.50"``). Money must be judged on its exact text
 (``12.345`` and ``1e2`` are invalid, not rounded), so numbers must never pass through a float.
 
-The fast path parses the batch with ``pyarrow.json`` in blocks of :data:`_BLOCK` rows (small blocks
-parse faster than one big one and confine a bad row's cost): every row becomes one line
-``{"v": <text>}``, and JSON numbers of the numeric fields are first turned into JSON strings of the
-same text by one RE2 substitution. That substitution can only match a real ``"key": number`` pair:
-inside a string the pattern cannot occur without the text already being invalid JSON, so valid
-text stays valid with the same meaning and invalid text stays invalid. A block the fast path
-rejects (one bad row rejects its block) is parsed row by row with ``json.loads``, which is the
-reference: a row the fast path accepts parses identically there. Two guards keep it so: a row
-that smuggles in a second object (``[...]}{"v": [...]``) changes the row count, and unknown keys
-are rejected, so ``[...], "x": 1`` (text after the array) cannot pass as a field of the wrapper.
-The price of the second guard: items with keys beyond the requested fields (ignored, as the
-reference ignores them) always take the row-by-row path.
+The fast path parses the batch with ``pyarrow.json`` in blocks of :data:`_BLOCK` rows: every row
+becomes one line ``{"v": <text>}``, and JSON numbers of the numeric fields are first turned into
+JSON strings of the same text by one RE2 substitution. That substitution can only match a real
+``"key": number`` pair: inside a string the pattern cannot occur without the text already being
+invalid JSON, so valid text stays valid with the same meaning and invalid text stays invalid. A
+block the fast path rejects (one bad row rejects its block) is halved until the halves parse; a
+part of at most :data:`_SMALLEST` rows that still fails is parsed row by row with ``json.loads``,
+which is the reference: a row the fast path accepts parses identically there. Two guards keep it
+so: a row that smuggles in a second object (``[...]}{"v": [...]``) changes the row count, and
+unknown keys are rejected, so ``[...], "x": 1`` (text after the array) cannot pass as a field of
+the wrapper. The price of the second guard: items with keys beyond the requested fields (ignored,
+as the reference ignores them) always take the row-by-row path.
+
+Blocks are large because every ``pyarrow`` call releases the GIL and must take it back: beside the
+threads that produce records, each retake can wait up to a switch interval (5 ms), which for
+1,024-row blocks cost more than the parse itself. Halving keeps one bad row's cost near two parses
+of its block instead of a block of ``json.loads``.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-_BLOCK = 1024  # rows per pyarrow.json call; a rejected block is re-parsed row by row
+_BLOCK = 8192  # rows per pyarrow.json call
+_SMALLEST = 64  # a rejected block is halved down to this many rows, then parsed row by row
 _BAD = object()
 
 
@@ -61,22 +67,28 @@ class _Object(dict[str, Any]):
 
 
 def parse_json_lists(
-    values: pa.Array, text_fields: tuple[str, ...], number_fields: tuple[str, ...]
+    values: pa.Array,
+    text_fields: tuple[str, ...],
+    number_fields: tuple[str, ...],
+    *,
+    block: int = _BLOCK,
+    smallest: int = _SMALLEST,
 ) -> JsonLists:
     """Parse each row's JSON text into a list of ``{field: text}`` structs.
 
     ``text_fields`` must be JSON strings; ``number_fields`` may be JSON numbers or JSON strings and
-    come back as their text (``1e2`` stays ``"1e2"``). Other keys are ignored.
+    come back as their text (``1e2`` stays ``"1e2"``). Other keys are ignored. ``block`` and
+    ``smallest`` are the fast path's block sizes (tests make them small to exercise the halving).
     """
     fields = text_fields + number_fields
     list_type = pa.list_(pa.struct([(name, pa.string()) for name in fields]))
-    parser = _Parser(list_type, text_fields, number_fields)
+    parser = _Parser(list_type, text_fields, number_fields, smallest=min(smallest, block))
     values = pc.cast(values, pa.large_string())
     lines = _one_object_per_line(values, number_fields)
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
     pieces = [
-        parser.parse_block(lines.buffers()[2], offsets, values, start, min(start + _BLOCK, len(values)))
-        for start in range(0, len(values), _BLOCK)
+        parser.parse_block(lines.buffers()[2], offsets, values, start, min(start + block, len(values)))
+        for start in range(0, len(values), block)
     ]
     if not pieces:
         return JsonLists(pa.array([], list_type), np.zeros(0, dtype=bool))
@@ -108,10 +120,18 @@ def _quote_numbers(values: pa.Array, number_fields: tuple[str, ...]) -> pa.Array
 
 
 class _Parser:
-    def __init__(self, list_type: pa.DataType, text_fields: tuple[str, ...], numbers: tuple[str, ...]):
+    def __init__(
+        self,
+        list_type: pa.DataType,
+        text_fields: tuple[str, ...],
+        numbers: tuple[str, ...],
+        *,
+        smallest: int = 1,
+    ):
         self._list_type = list_type
         self._text_fields = text_fields
         self._number_fields = numbers
+        self._smallest = max(1, smallest)
         self._options = pa_json.ParseOptions(
             explicit_schema=pa.schema([("v", list_type)]), unexpected_field_behavior="error"
         )
@@ -120,7 +140,7 @@ class _Parser:
     def parse_block(
         self, body: pa.Buffer, offsets: np.ndarray, original: pa.Array, start: int, stop: int
     ) -> tuple[pa.Array, np.ndarray]:
-        """Parse rows ``[start, stop)``: their lines in one call, else row by row."""
+        """Parse rows ``[start, stop)``: their lines in one call, else each half, else row by row."""
         lines = body.slice(int(offsets[start]), int(offsets[stop] - offsets[start]))
         try:
             table = pa_json.read_json(pa.BufferReader(lines), self._read, self._options)
@@ -128,7 +148,12 @@ class _Parser:
             table = None
         if table is not None and table.num_rows == stop - start:  # else a row smuggled in an object
             return table.column("v").combine_chunks(), np.zeros(stop - start, dtype=bool)
-        return self._slow(original.slice(start, stop - start).to_pylist())
+        if stop - start <= self._smallest:
+            return self._slow(original.slice(start, stop - start).to_pylist())
+        middle = (start + stop) // 2
+        left, left_bad = self.parse_block(body, offsets, original, start, middle)
+        right, right_bad = self.parse_block(body, offsets, original, middle, stop)
+        return pa.concat_arrays([left, right]), np.concatenate([left_bad, right_bad])
 
     def _slow(self, texts: Iterable[str | None]) -> tuple[pa.Array, np.ndarray]:
         rows = [self._load(text) for text in texts]

@@ -343,9 +343,49 @@ _items_text = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(_items_text, min_size=1, max_size=8))
-def test_fast_items_parser_agrees_with_json_loads(texts: list[str]) -> None:
-    parsed = parse_json_lists(pa.array(texts, pa.large_string()), ("product_id",), ("quantity", "unit_price"))
+@given(
+    st.lists(_items_text, min_size=1, max_size=12),
+    st.sampled_from([(8192, 64), (4, 1), (8, 2), (5, 3)]),
+)
+def test_fast_items_parser_agrees_with_json_loads(texts: list[str], blocks: tuple[int, int]) -> None:
+    block, smallest = blocks  # small blocks make a rejected block halve, down to row by row
+    parsed = parse_json_lists(
+        pa.array(texts, pa.large_string()),
+        ("product_id",),
+        ("quantity", "unit_price"),
+        block=block,
+        smallest=smallest,
+    )
     reference, invalid = _Parser(parsed.lists.type, ("product_id",), ("quantity", "unit_price"))._slow(texts)
     assert parsed.lists.to_pylist() == reference.to_pylist()
     assert parsed.invalid.tolist() == invalid.tolist()
+
+
+def test_a_bad_items_row_costs_a_few_halvings_not_a_block_parsed_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [json.dumps(ITEMS)] * 8192
+    texts[5000] = "[{broken"
+    by_json_loads: list[int] = []
+    slow = _Parser._slow
+
+    def counting(self: _Parser, rows: list[str | None]) -> Any:
+        by_json_loads.append(len(rows))
+        return slow(self, rows)
+
+    monkeypatch.setattr(_Parser, "_slow", counting)
+    parsed = parse_json_lists(pa.array(texts, pa.large_string()), ("product_id",), ("quantity", "unit_price"))
+    assert np.flatnonzero(parsed.invalid).tolist() == [5000]
+    assert by_json_loads == [64]  # only the 64-row part holding the bad row
+    assert (
+        parsed.lists[4999].as_py()
+        == parsed.lists[5001].as_py()
+        == [
+            {
+                "product_id": item["product_id"],
+                "quantity": str(item["quantity"]),
+                "unit_price": str(item["unit_price"]),
+            }
+            for item in ITEMS
+        ]
+    )
