@@ -20,8 +20,8 @@ import gc
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -106,6 +106,19 @@ class FileSummary:
 
 
 ProducerFactory = Callable[[str], Producer]
+
+
+@dataclass
+class _Parsed:
+    """A batch after the parse stage: what survived the resume filter, and the spec's prepared frame."""
+
+    file: str
+    table: pa.Table | None
+    rows: np.ndarray
+    rejected: list[RejectedRow]
+    skipped: int
+    frame: Any = None
+    seconds: float = 0.0  # time spent preparing, counted into validate_latency
 
 
 @dataclass
@@ -309,18 +322,19 @@ class IngestionJob:
             checkpoint.dlq, checkpoint.batches = base.dlq, base.batches
         source = SourceInfo(self.spec.dataset, self.settings.extract_date, path)
         progress = _Progress(path)
-        batches = self._prepared(pinned(path), resume_after)  # opened on the prepare-ahead thread
-        for batch, prepared in prefetch(batches, 1, name="prepare-ahead"):
-            summary.rows_read += batch.rows_read
-            summary.skipped += prepared.skipped
-            self._metrics.incr("rows_skipped", prepared.skipped)
-            if not prepared.records and not prepared.rejected:
+        # closing(): a failed commit stops the stages' threads now, not when the traceback is freed.
+        with closing(self._prepared(pinned(path), resume_after)) as batches:
+            for batch, prepared in batches:
+                summary.rows_read += batch.rows_read
+                summary.skipped += prepared.skipped
+                self._metrics.incr("rows_skipped", prepared.skipped)
+                if not prepared.records and not prepared.rejected:
+                    progress.update(summary.rows_read)
+                    continue
+                checkpoint.rows_done = batch.last_row
+                _check_unchanged(path, state)
+                self._commit(prepared, source, summary, checkpoint, publisher)
                 progress.update(summary.rows_read)
-                continue
-            checkpoint.rows_done = batch.last_row
-            _check_unchanged(path, state)
-            self._commit(prepared, source, summary, checkpoint, publisher)
-            progress.update(summary.rows_read)
         _check_unchanged(path, state)
         progress.done(summary)
         return checkpoint
@@ -384,17 +398,34 @@ class IngestionJob:
 
     # -- one batch ------------------------------------------------------------------------
 
-    def _prepared(self, path: ExtractPath, resume_after: int) -> Iterator[tuple[ReadBatch, _Prepared]]:
-        """Each read batch with its records and rejects, ready to publish.
+    def _prepared(
+        self, path: ExtractPath, resume_after: int
+    ) -> Generator[tuple[ReadBatch, _Prepared], None, None]:
+        """Each read batch with its records and rejects, ready to publish, prepared ahead on threads.
 
-        :meth:`_stream` runs this one batch ahead, on a thread: the next batch is read, validated
-        and encoded while this one is produced and its transaction commits, whose round trips
-        release the GIL. Batches are prepared in file order (the one-pass duplicate rule needs
-        that) and published in the same order; at most one prepared batch waits, so memory
-        stays bounded by two batches.
+        Two stages run beside the one that publishes, each one batch ahead of the next: the
+        *parse* stage reads the batch, applies the duplicate rule and computes the spec's typed
+        columns and rule flags (Arrow and numpy: mostly outside the GIL); the *judge* stage runs
+        GX and encodes the records (mostly Python). While this batch is produced and its
+        transaction commits, the next is judged and the one after it parsed. Every stage handles
+        batches in file order (the one-pass duplicate rule needs that) and hands them on in that
+        order; at most one batch waits between two stages, so memory stays bounded by four
+        batches whatever the file's size. An error surfaces where it would without the threads:
+        after the batches before it were published.
         """
-        for batch in self._read(path):
-            yield batch, self._prepare(batch, resume_after)
+        parsed = prefetch(self._parsed(path, resume_after), 1, name="parse-ahead")
+        try:
+            judged = prefetch(((batch, self._judge(p)) for batch, p in parsed), 1, name="judge-ahead")
+            try:
+                yield from judged
+            finally:
+                judged.close()
+        finally:
+            parsed.close()
+
+    def _parsed(self, path: ExtractPath, resume_after: int) -> Iterator[tuple[ReadBatch, _Parsed]]:
+        for batch in self._read(path):  # the file is opened on the parse-ahead thread
+            yield batch, self._parse(batch, resume_after)
 
     def _read(self, path: ExtractPath) -> Iterable[ReadBatch]:
         return read_extract(
@@ -406,7 +437,8 @@ class IngestionJob:
             options=self.spec.reader,
         )
 
-    def _prepare(self, batch: ReadBatch, resume_after: int) -> _Prepared:
+    def _parse(self, batch: ReadBatch, resume_after: int) -> _Parsed:
+        """The duplicate rule, the resume filter and the spec's ``prepare`` (typed columns, rule flags)."""
         table, rows, rejected, skipped = batch.table, batch.row_numbers, list(batch.rejected), 0
         self._metrics.incr("rows_read", batch.rows_read)
         # Judged before the resume filter: the one-pass rule must see the keys of skipped rows too.
@@ -415,7 +447,7 @@ class IngestionJob:
             keys = table.column(self.spec.key_field)
             first = self._duplicates.is_first_occurrence(_file_name(batch.file), rows, keys)
         if resume_after and batch.last_row <= resume_after:
-            return _Prepared([], [], batch.rows_read)
+            return _Parsed(batch.file, None, rows[:0], [], batch.rows_read)
         if resume_after:
             keep = rows > resume_after
             skipped = int((~keep).sum()) + sum(r.row <= resume_after for r in rejected)
@@ -423,14 +455,24 @@ class IngestionJob:
             first = first[keep] if first is not None else None
             rejected = [r for r in rejected if r.row > resume_after]
         if table.num_rows == 0:
-            return _Prepared([], rejected, skipped)
+            return _Parsed(batch.file, None, rows, rejected, skipped)
         started = time.monotonic()
         frame = table.to_pandas()
         if first is not None:
             frame["_first_occurrence"] = first
-        prepared = self.spec.prepare(frame)
+        parsed = _Parsed(batch.file, table, rows, rejected, skipped, self.spec.prepare(frame))
+        parsed.seconds = time.monotonic() - started
+        return parsed
+
+    def _judge(self, parsed: _Parsed) -> _Prepared:
+        """GX's verdict on the parsed batch, then the valid rows encoded as records."""
+        table, rows, rejected = parsed.table, parsed.rows, parsed.rejected
+        if table is None or parsed.frame is None:
+            return _Prepared([], rejected, parsed.skipped)
+        started = time.monotonic()
+        prepared = parsed.frame
         outcome = self._validate(prepared)
-        self._metrics.timing("validate_latency", time.monotonic() - started)
+        self._metrics.timing("validate_latency", parsed.seconds + time.monotonic() - started)
         for position, rules in sorted(outcome.failed_rules.items()):
             rejected.append(
                 RejectedRow(
@@ -444,8 +486,8 @@ class IngestionJob:
             )
         valid_positions = np.flatnonzero(outcome.valid)
         self._metrics.incr("rows_valid", len(valid_positions))
-        records = self._encode(batch.file, table, rows, prepared, outcome.valid, valid_positions, rejected)
-        return _Prepared(records, rejected, skipped, table, rows)
+        records = self._encode(parsed.file, table, rows, prepared, outcome.valid, valid_positions, rejected)
+        return _Prepared(records, rejected, parsed.skipped, table, rows)
 
     def _validate(self, prepared: Any) -> ValidationOutcome:
         """GX on the rows that can fail (see :meth:`BatchValidator.validate_rows_that_can_fail`)."""

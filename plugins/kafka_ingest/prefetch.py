@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 _POLL_S = 0.1  # how often a blocked producer looks whether the consumer went away
 
 
-def prefetch(items: Iterator[_T], depth: int, *, name: str = "prefetch") -> Iterator[_T]:
+def prefetch(items: Iterator[_T], depth: int, *, name: str = "prefetch") -> Generator[_T, None, None]:
     """``items``, produced on a thread at most ``depth`` items ahead of the consumer.
 
     ``depth`` counts items produced but not yet taken, so the memory held is bounded by ``depth``

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,6 +153,67 @@ def test_a_file_with_a_header_only_reconciles_at_zero(tmp_path: Path) -> None:
     extract.write_text(",".join(ORDERS.columns) + "\n")
     (summary,) = job(ORDERS).run([str(extract)])
     assert (summary.rows_read, summary.published, summary.dlq, summary.batches) == (0, 0, 0, 0)
+
+
+# -- the stages beside the publishing thread --------------------------------------------------
+
+
+def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract = tmp_path / "part-0001.csv"
+    write_rows(extract, [order_row(i, random.Random(i)) for i in range(1, 61)])
+    ingest = job(ORDERS, batch_size=10)
+    seen: list[tuple[str, str, int]] = []
+    parse, judge, commit = ingest._parse, ingest._judge, ingest._commit
+
+    def parsing(batch: Any, resume_after: int) -> Any:
+        seen.append(("parse", threading.current_thread().name, batch.last_row))
+        return parse(batch, resume_after)
+
+    def judging(parsed: Any) -> Any:
+        seen.append(("judge", threading.current_thread().name, int(parsed.rows[-1])))
+        return judge(parsed)
+
+    def committing(prepared: Any, *args: Any) -> None:
+        seen.append(("commit", threading.current_thread().name, max(r.row for r in prepared.records)))
+        commit(prepared, *args)
+
+    monkeypatch.setattr(ingest, "_parse", parsing)
+    monkeypatch.setattr(ingest, "_judge", judging)
+    monkeypatch.setattr(ingest, "_commit", committing)
+    (summary,) = ingest.run([str(extract)])
+    assert summary.published == 60
+    for stage, thread in (("parse", "parse-ahead"), ("judge", "judge-ahead"), ("commit", "MainThread")):
+        assert {name for s, name, _ in seen if s == stage} == {thread}
+        assert [row for s, _, row in seen if s == stage] == [10, 20, 30, 40, 50, 60]
+
+
+def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_stage_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract = tmp_path / "part-0001.csv"
+    write_rows(extract, [order_row(i, random.Random(i)) for i in range(1, 61)])
+    ingest = job(ORDERS, batch_size=10)
+    committed: list[int] = []
+    judge, commit = ingest._judge, ingest._commit
+
+    def judging(parsed: Any) -> Any:
+        if int(parsed.rows[-1]) == 30:
+            raise RuntimeError("the third batch cannot be judged")
+        return judge(parsed)
+
+    def committing(prepared: Any, *args: Any) -> None:
+        committed.append(max(r.row for r in prepared.records))
+        commit(prepared, *args)
+
+    monkeypatch.setattr(ingest, "_judge", judging)
+    monkeypatch.setattr(ingest, "_commit", committing)
+    with pytest.raises(RuntimeError, match="third batch"):
+        ingest.run([str(extract)])
+    assert committed == [10, 20]
+    stages = {"parse-ahead", "judge-ahead", "csv-blocks"}
+    assert not [t.name for t in threading.enumerate() if t.name in stages]
 
 
 # -- the day's duplicate rule across files -----------------------------------------------------
