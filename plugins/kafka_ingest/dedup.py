@@ -235,7 +235,25 @@ class SeenKeys:
         self._runs.append(run)
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]) <= _MAX_RUN_KEYS:
             newer, older = self._runs.pop(), self._runs.pop()
-            self._runs.append(np.sort(np.concatenate([older, newer])))
+            self._runs.append(_merged(older, newer))
+
+
+def _merged(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
+    """Two sorted runs as one sorted run, in linear copies plus a binary search per newer key.
+
+    Sorting their concatenation again (quicksort on fixed-width bytes) cost ~0.4 s per 1M order
+    keys, more than the rest of the duplicate rule; this is ~0.07 s, and ~0.01 s when the runs do
+    not interleave (an extract in key order).
+    """
+    dtype = np.promote_types(older.dtype, newer.dtype)
+    older, newer = older.astype(dtype, copy=False), newer.astype(dtype, copy=False)
+    at = np.searchsorted(older, newer) + np.arange(len(newer))
+    out = np.empty(len(older) + len(newer), dtype=dtype)
+    from_newer = np.zeros(len(out), dtype=bool)
+    from_newer[at] = True
+    out[at] = newer
+    out[~from_newer] = older
+    return out
 
 
 _MAX_RUN_KEYS = 1 << 20

@@ -186,3 +186,15 @@ def test_one_pass_refuses_rows_out_of_order() -> None:
 
 def first_seen(seen: dedup.SeenKeys, file: str, keys: Sequence[str | None], first_row: int = 1) -> list[bool]:
     return seen.is_first_occurrence(*chunk(file, keys, first_row)).tolist()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_merging_two_sorted_runs_gives_the_sorted_union(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    words = np.array([bytes(rng.integers(65, 70, rng.integers(1, 9))) for _ in range(400)])
+    distinct = np.unique(words)
+    older_mask = rng.random(len(distinct)) < 0.5
+    older = np.sort(distinct[older_mask].astype(f"S{rng.integers(8, 12)}"))
+    newer = np.sort(distinct[~older_mask].astype("S8"))
+    merged = dedup._merged(older, newer)
+    assert merged.tolist() == np.sort(np.concatenate([older, newer])).tolist()

@@ -103,10 +103,22 @@ def _one_object_per_line(values: pa.Array, number_fields: tuple[str, ...]) -> pa
     is the same in both places, so turning breaks into tabs keeps every row on one line.
     """
     text = pc.fill_null(_quote_numbers(values, number_fields), "null")
-    if pc.any(pc.match_substring_regex(text, r"[\r\n]")).as_py():
+    if _has_line_break(text):
         text = pc.replace_substring_regex(text, r"[\r\n]", "\t")
     prefix, suffix, separator = (pa.scalar(s, pa.large_string()) for s in ('{"v":', "}\n", ""))
     return pc.binary_join_element_wise(prefix, text, suffix, separator)
+
+
+def _has_line_break(text: pa.Array) -> bool:
+    """Whether any value holds a CR or LF: one numpy pass over the data buffer (a regex match over
+    the column cost four times as much)."""
+    offsets, data = text.buffers()[1], text.buffers()[2]
+    if data is None or not len(text):
+        return False
+    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    ends = np.frombuffer(offsets, width)[text.offset : text.offset + len(text) + 1]
+    body = np.frombuffer(data, np.uint8)[int(ends[0]) : int(ends[-1])]
+    return bool((body == 10).any() or (body == 13).any())
 
 
 def _quote_numbers(values: pa.Array, number_fields: tuple[str, ...]) -> pa.Array:

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafka_ingest.topics import orders
-from kafka_ingest.topics._nested import _Parser, parse_json_lists
+from kafka_ingest.topics._nested import _has_line_break, _Parser, parse_json_lists
 from kafka_ingest.topics.orders import CURRENCIES, ORDERS, STATUSES
 from kafka_ingest.validation import BatchValidator
 
@@ -389,3 +389,12 @@ def test_a_bad_items_row_costs_a_few_halvings_not_a_block_parsed_row_by_row(
             for item in ITEMS
         ]
     )
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_a_line_break_is_found_only_in_the_values_of_the_slice(kind: pa.DataType) -> None:
+    texts = pa.array(["a\nb", "[]", "[1]", "x\ry"], kind)
+    assert _has_line_break(texts)
+    assert not _has_line_break(texts.slice(1, 2))
+    assert _has_line_break(texts.slice(2, 2))
+    assert not _has_line_break(texts.slice(1, 0))
