@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -57,8 +57,13 @@ from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.validation import BatchValidator, ValidationOutcome
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 PROGRESS_EVERY_S = 5.0
+#: Parsed batches judged by one GX run. GX's cost per run is almost all fixed (~0.1 s for the
+#: orders suite), ~20 % of the pipeline's CPU at one run per 50k-row batch; two batches per run
+#: halve it for one more batch in memory and one batch's parse of latency (docs/performance.md).
+JUDGED_TOGETHER = 2
 _GC_YOUNG_THRESHOLD = 50_000
 
 
@@ -403,19 +408,19 @@ class IngestionJob:
     ) -> Generator[tuple[ReadBatch, _Prepared], None, None]:
         """Each read batch with its records and rejects, ready to publish, prepared ahead on threads.
 
-        Two stages run beside the one that publishes, each one batch ahead of the next: the
-        *parse* stage reads the batch, applies the duplicate rule and computes the spec's typed
-        columns and rule flags (Arrow and numpy: mostly outside the GIL); the *judge* stage runs
-        GX and encodes the records (mostly Python). While this batch is produced and its
-        transaction commits, the next is judged and the one after it parsed. Every stage handles
-        batches in file order (the one-pass duplicate rule needs that) and hands them on in that
-        order; at most one batch waits between two stages, so memory stays bounded by four
-        batches whatever the file's size. An error surfaces where it would without the threads:
-        after the batches before it were published.
+        Two stages run beside the one that publishes: the *parse* stage reads the batch, applies
+        the duplicate rule and computes the spec's typed columns and rule flags (Arrow and numpy:
+        mostly outside the GIL); the *judge* stage runs GX on :data:`JUDGED_TOGETHER` parsed
+        batches at a time (one GX run: its cost is almost all fixed) and encodes the records
+        (mostly Python). While this batch is produced and its transaction commits, the next ones
+        are judged and parsed. Every stage handles batches in file order (the one-pass duplicate
+        rule needs that) and hands them on in that order; the hand-overs are bounded, so memory
+        stays bounded by a few batches whatever the file's size. An error surfaces where it would
+        without the threads: after the batches before it were published.
         """
-        parsed = prefetch(self._parsed(path, resume_after), 1, name="parse-ahead")
+        parsed = prefetch(self._parsed(path, resume_after), JUDGED_TOGETHER, name="parse-ahead")
         try:
-            judged = prefetch(((batch, self._judge(p)) for batch, p in parsed), 1, name="judge-ahead")
+            judged = prefetch(self._judged(parsed), 1, name="judge-ahead")
             try:
                 yield from judged
             finally:
@@ -464,15 +469,22 @@ class IngestionJob:
         parsed.seconds = time.monotonic() - started
         return parsed
 
-    def _judge(self, parsed: _Parsed) -> _Prepared:
-        """GX's verdict on the parsed batch, then the valid rows encoded as records."""
+    def _judged(self, parsed: Iterator[tuple[ReadBatch, _Parsed]]) -> Iterator[tuple[ReadBatch, _Prepared]]:
+        """The judge stage: GX once per group of parsed batches, then each batch's records."""
+        for group in _in_groups(parsed, JUDGED_TOGETHER):
+            started = time.monotonic()
+            frames = [p.frame for _, p in group if p.frame is not None]
+            outcomes = iter(self._validate_together(frames))
+            seconds = (time.monotonic() - started) / max(1, len(frames))
+            for batch, p in group:
+                yield batch, self._judge(p, next(outcomes) if p.frame is not None else None, seconds)
+
+    def _judge(self, parsed: _Parsed, outcome: ValidationOutcome | None, seconds: float) -> _Prepared:
+        """The batch's rejects from GX's verdict (``outcome``), then its valid rows encoded as records."""
         table, rows, rejected = parsed.table, parsed.rows, parsed.rejected
-        if table is None or parsed.frame is None:
+        if table is None or parsed.frame is None or outcome is None:
             return _Prepared([], rejected, parsed.skipped)
-        started = time.monotonic()
-        prepared = parsed.frame
-        outcome = self._validate(prepared)
-        self._metrics.timing("validate_latency", parsed.seconds + time.monotonic() - started)
+        self._metrics.timing("validate_latency", parsed.seconds + seconds)
         for position, rules in sorted(outcome.failed_rules.items()):
             rejected.append(
                 RejectedRow(
@@ -486,8 +498,14 @@ class IngestionJob:
             )
         valid_positions = np.flatnonzero(outcome.valid)
         self._metrics.incr("rows_valid", len(valid_positions))
-        records = self._encode(parsed.file, table, rows, prepared, outcome.valid, valid_positions, rejected)
+        records = self._encode(
+            parsed.file, table, rows, parsed.frame, outcome.valid, valid_positions, rejected
+        )
         return _Prepared(records, rejected, parsed.skipped, table, rows)
+
+    def _validate_together(self, frames: list[Any]) -> list[ValidationOutcome]:
+        """GX on the rows that can fail of several batches, in one run (``validate_together``)."""
+        return self._validator.validate_together(frames) if frames else []
 
     def _validate(self, prepared: Any) -> ValidationOutcome:
         """GX on the rows that can fail (see :meth:`BatchValidator.validate_rows_that_can_fail`)."""
@@ -619,6 +637,28 @@ class IngestionJob:
                 options=self.spec.reader,
             ):
                 yield _file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
+
+
+def _in_groups(items: Iterator[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in lists of ``size`` (the last may be shorter).
+
+    If taking an item raises, the items taken before it are handed on first, then the error: a
+    batch that cannot be read must not keep the batches before it from being published.
+    """
+    while True:
+        group: list[_T] = []
+        try:
+            while len(group) < size:
+                group.append(next(items))
+        except StopIteration:
+            if group:
+                yield group
+            return
+        except Exception:
+            if group:
+                yield group
+            raise
+        yield group
 
 
 def _advanced(checkpoint: Checkpoint, batch: BatchToPublish) -> Checkpoint:

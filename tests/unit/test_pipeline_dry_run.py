@@ -171,9 +171,9 @@ def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_fil
         seen.append(("parse", threading.current_thread().name, batch.last_row))
         return parse(batch, resume_after)
 
-    def judging(parsed: Any) -> Any:
+    def judging(parsed: Any, *args: Any) -> Any:
         seen.append(("judge", threading.current_thread().name, int(parsed.rows[-1])))
-        return judge(parsed)
+        return judge(parsed, *args)
 
     def committing(prepared: Any, *args: Any) -> None:
         seen.append(("commit", threading.current_thread().name, max(r.row for r in prepared.records)))
@@ -189,29 +189,35 @@ def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_fil
         assert [row for s, _, row in seen if s == stage] == [10, 20, 30, 40, 50, 60]
 
 
+@pytest.mark.parametrize(
+    ("stage", "failing", "published"),
+    [("_parse", 20, [10]), ("_parse", 30, [10, 20]), ("_judge", 30, [10, 20])],
+    ids=["parse-second-of-a-group", "parse-first-of-a-group", "judge"],
+)
 def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_stage_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str, failing: int, published: list[int]
 ) -> None:
     extract = tmp_path / "part-0001.csv"
     write_rows(extract, [order_row(i, random.Random(i)) for i in range(1, 61)])
     ingest = job(ORDERS, batch_size=10)
     committed: list[int] = []
-    judge, commit = ingest._judge, ingest._commit
+    original, commit = getattr(ingest, stage), ingest._commit
 
-    def judging(parsed: Any) -> Any:
-        if int(parsed.rows[-1]) == 30:
-            raise RuntimeError("the third batch cannot be judged")
-        return judge(parsed)
+    def failing_stage(item: Any, *args: Any) -> Any:
+        last = item.last_row if stage == "_parse" else int(item.rows[-1])
+        if last == failing:
+            raise RuntimeError(f"batch {failing} cannot be handled")
+        return original(item, *args)
 
     def committing(prepared: Any, *args: Any) -> None:
         committed.append(max(r.row for r in prepared.records))
         commit(prepared, *args)
 
-    monkeypatch.setattr(ingest, "_judge", judging)
+    monkeypatch.setattr(ingest, stage, failing_stage)
     monkeypatch.setattr(ingest, "_commit", committing)
-    with pytest.raises(RuntimeError, match="third batch"):
+    with pytest.raises(RuntimeError, match=f"batch {failing} cannot"):
         ingest.run([str(extract)])
-    assert committed == [10, 20]
+    assert committed == published
     stages = {"parse-ahead", "judge-ahead", "csv-blocks"}
     assert not [t.name for t in threading.enumerate() if t.name in stages]
 

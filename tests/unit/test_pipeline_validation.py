@@ -17,7 +17,7 @@ from kafka_ingest.specs import Rule, TopicSpec
 from kafka_ingest.testing.samples import write_day
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
-from kafka_ingest.validation import BatchValidator
+from kafka_ingest.validation import BatchRuleError, BatchValidator
 
 
 def job(spec: TopicSpec) -> IngestionJob:
@@ -68,3 +68,30 @@ def test_a_rule_on_a_raw_column_makes_gx_see_every_row(tmp_path: Path) -> None:
     outcome = job(spec)._validate(prepared)
     assert outcome.failed_rules == BatchValidator(spec).validate(prepared).failed_rules
     assert any("user_id_short" in rules for rules in outcome.failed_rules.values())
+
+
+@pytest.mark.parametrize("spec", [ORDERS, PAYMENTS], ids=lambda spec: spec.dataset)
+def test_batches_validated_together_get_each_its_own_outcome(spec: TopicSpec, tmp_path: Path) -> None:
+    prepared = prepared_batch(spec, tmp_path)
+    first, second = prepared.iloc[:150], prepared.iloc[150:]  # the second keeps labels from 150 on
+    validator = BatchValidator(spec)
+    together = validator.validate_together([first, second])
+    for frame, outcome in zip((first, second), together, strict=True):
+        alone = validator.validate_rows_that_can_fail(frame.reset_index(drop=True))
+        assert (~alone.valid).sum() > 5
+        assert outcome.valid.tolist() == alone.valid.tolist()
+        assert outcome.failed_rules == alone.failed_rules
+
+
+def test_batches_with_a_batch_rule_are_still_validated_one_by_one(tmp_path: Path) -> None:
+    spec = replace(
+        ORDERS,
+        batch_rules=(Rule("enough_rows", "expect_table_row_count_to_be_between", {"min_value": 100}),),
+    )
+    prepared = prepared_batch(spec, tmp_path)
+    validator = BatchValidator(spec)
+    outcomes = validator.validate_together([prepared, prepared])
+    assert outcomes[0].valid.tolist() == validator.validate(prepared).valid.tolist()
+    assert outcomes[1].valid.tolist() == outcomes[0].valid.tolist()
+    with pytest.raises(BatchRuleError, match="enough_rows"):  # the 50-row batch, judged alone
+        validator.validate_together([prepared, prepared.iloc[:50]])
