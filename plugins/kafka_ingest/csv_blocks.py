@@ -181,9 +181,9 @@ class _Scan:
         """Decoded characters from the start to each record's end: bytes less UTF-8 continuations."""
         if self.buffer.isascii():
             return self.ends
-        continuation = ((self.view & _CONTINUATION_MASK) == _CONTINUATION).view(np.uint8)
-        starts = np.concatenate(([0], self.ends[:-1]))
-        return self.ends - np.cumsum(np.add.reduceat(continuation, starts, dtype=np.int64))
+        # Positions of the continuation bytes (few: most text is ASCII), counted before each end.
+        continuation = np.flatnonzero((self.view & _CONTINUATION_MASK) == _CONTINUATION)
+        return self.ends - np.searchsorted(continuation, self.ends)
 
     @property
     def lines(self) -> int:
