@@ -186,7 +186,7 @@ class PinnedFile:
     fsspec caches filesystem instances per thread, so a URL opened on another thread gets a new
     instance: for ``simplecache::`` URLs a second download into a second temp folder, for object
     stores a second session. The pipeline pins each file in the task's thread (where it was
-    fingerprinted) before its read runs on the prepare-ahead thread. ``str()`` is the URL, so
+    fingerprinted) before its read runs on the parse-ahead thread. ``str()`` is the URL, so
     batches, rejects and headers name the file as before.
     """
 
