@@ -474,10 +474,18 @@ class IngestionJob:
         for group in _in_groups(parsed, JUDGED_TOGETHER):
             started = time.monotonic()
             frames = [p.frame for _, p in group if p.frame is not None]
-            outcomes = iter(self._validate_together(frames))
+            try:
+                outcomes: Iterator[ValidationOutcome] | None = iter(self._validate_together(frames))
+            except Exception:
+                if len(frames) < 2:
+                    raise
+                outcomes = None  # judged one by one below: the batches before the failing one go first
             seconds = (time.monotonic() - started) / max(1, len(frames))
             for batch, p in group:
-                yield batch, self._judge(p, next(outcomes) if p.frame is not None else None, seconds)
+                outcome = None
+                if p.frame is not None:
+                    outcome = next(outcomes) if outcomes else self._validate_together([p.frame])[0]
+                yield batch, self._judge(p, outcome, seconds)
 
     def _judge(self, parsed: _Parsed, outcome: ValidationOutcome | None, seconds: float) -> _Prepared:
         """The batch's rejects from GX's verdict (``outcome``), then its valid rows encoded as records."""

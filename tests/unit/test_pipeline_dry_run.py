@@ -24,6 +24,7 @@ from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest, order_row, write_day, write_rows
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
+from kafka_ingest.validation import BatchRuleError
 
 DATE = "2026-01-15"
 FORMATS = ("csv", "jsonl.gz", "parquet")
@@ -220,6 +221,40 @@ def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_st
     assert committed == published
     stages = {"parse-ahead", "judge-ahead", "csv-blocks"}
     assert not [t.name for t in threading.enumerate() if t.name in stages]
+
+
+def test_a_batch_rule_failing_in_the_second_batch_of_a_gx_run_lets_the_first_be_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract = tmp_path / "part-0001.csv"
+    rows = [order_row(i, random.Random(i)) for i in range(1, 61)]
+    write_rows(extract, rows)
+    ingest = job(ORDERS, batch_size=10)
+    committed: list[int] = []
+    validator, commit = ingest._validator, ingest._commit
+    alone, together = validator.validate_rows_that_can_fail, validator.validate_together
+    poisoned = rows[39]["order_number"]  # row 40: the second batch of the second GX run
+
+    def judging_alone(frame: Any) -> Any:
+        if poisoned in set(frame["order_number"]):
+            raise BatchRuleError("orders", ["no_poison"])
+        return alone(frame)
+
+    def judging_together(frames: list[Any]) -> Any:
+        if any(poisoned in set(frame["order_number"]) for frame in frames):
+            raise BatchRuleError("orders", ["no_poison"])
+        return together(frames)
+
+    def committing(prepared: Any, *args: Any) -> None:
+        committed.append(max(r.row for r in prepared.records))
+        commit(prepared, *args)
+
+    monkeypatch.setattr(validator, "validate_rows_that_can_fail", judging_alone)
+    monkeypatch.setattr(validator, "validate_together", judging_together)
+    monkeypatch.setattr(ingest, "_commit", committing)
+    with pytest.raises(BatchRuleError, match="no_poison"):
+        ingest.run([str(extract)])
+    assert committed == [10, 20, 30]
 
 
 # -- the day's duplicate rule across files -----------------------------------------------------
