@@ -484,7 +484,7 @@ class IngestionJob:
             for batch, p in group:
                 outcome = None
                 if p.frame is not None:
-                    outcome = next(outcomes) if outcomes else self._validate_together([p.frame])[0]
+                    outcome = next(outcomes) if outcomes is not None else self._validate(p.frame)
                 yield batch, self._judge(p, outcome, seconds)
 
     def _judge(self, parsed: _Parsed, outcome: ValidationOutcome | None, seconds: float) -> _Prepared:
@@ -513,7 +513,7 @@ class IngestionJob:
 
     def _validate_together(self, frames: list[Any]) -> list[ValidationOutcome]:
         """GX on the rows that can fail of several batches, in one run (``validate_together``)."""
-        return self._validator.validate_together(frames) if frames else []
+        return self._validator.validate_together(frames)
 
     def _validate(self, prepared: Any) -> ValidationOutcome:
         """GX on the rows that can fail (see :meth:`BatchValidator.validate_rows_that_can_fail`)."""

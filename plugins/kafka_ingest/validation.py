@@ -149,16 +149,7 @@ class BatchValidator:
         True passes every expectation, so only the others go through GX: the outcome is the same
         and GX's per-row cost drops to the ~1 % of rows that fail. Otherwise GX sees the batch.
         """
-        flags = self._flags
-        if flags is None or not set(flags) <= set(frame.columns):
-            return self.validate(frame)
-        passing = np.logical_and.reduce([frame[c].isin([True]).to_numpy(dtype=bool) for c in flags])
-        candidates = np.flatnonzero(~passing)
-        checked = self.validate(frame.iloc[candidates])
-        valid = np.ones(len(frame), dtype=bool)
-        valid[candidates] = checked.valid
-        failed = {int(candidates[position]): rules for position, rules in checked.failed_rules.items()}
-        return ValidationOutcome(valid, failed)
+        return self.validate_together([frame])[0]
 
     def validate_together(self, frames: list[pd.DataFrame]) -> list[ValidationOutcome]:
         """:meth:`validate_rows_that_can_fail` for each frame, with one GX run for all of them.
@@ -170,30 +161,27 @@ class BatchValidator:
         whole batches (batch rules, rules on raw columns), each frame is validated on its own.
         """
         flags = self._flags
-        if len(frames) < 2 or flags is None or not all(set(flags) <= set(f.columns) for f in frames):
-            return [self.validate_rows_that_can_fail(frame) for frame in frames]
-        columns = [c for c in frames[0].columns if c in self._read]
-        picked = []
-        for frame in frames:
-            passing = np.logical_and.reduce([frame[c].isin([True]).to_numpy(dtype=bool) for c in flags])
-            picked.append(np.flatnonzero(~passing))
+        if not frames or flags is None or not all(set(flags) <= set(f.columns) for f in frames):
+            return [self.validate(frame) for frame in frames]
+        candidates = [
+            np.flatnonzero(~np.logical_and.reduce([f[c].isin([True]).to_numpy(dtype=bool) for c in flags]))
+            for f in frames
+        ]
         checked = self.validate(
-            pd.concat(
-                [frame.iloc[rows][columns] for frame, rows in zip(frames, picked, strict=True)],
-                ignore_index=True,
-            )
+            pd.concat([f.iloc[rows] for f, rows in zip(frames, candidates, strict=True)], ignore_index=True)
         )
         outcomes, start = [], 0
-        for frame, rows in zip(frames, picked, strict=True):
+        for frame, rows in zip(frames, candidates, strict=True):
+            stop = start + len(rows)
             valid = np.ones(len(frame), dtype=bool)
-            valid[rows] = checked.valid[start : start + len(rows)]
+            valid[rows] = checked.valid[start:stop]
             failed = {
                 int(rows[position - start]): rules
                 for position, rules in checked.failed_rules.items()
-                if start <= position < start + len(rows)
+                if start <= position < stop
             }
             outcomes.append(ValidationOutcome(valid, failed))
-            start += len(rows)
+            start = stop
         return outcomes
 
     def _check_flags(self, frame: pd.DataFrame) -> None:
