@@ -24,7 +24,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,7 @@ from kafka_ingest.publisher import (
     BatchToPublish,
     BudgetExceeded,
     OutgoingMessage,
+    RecordColumns,
     TransactionalPublisher,
 )
 from kafka_ingest.readers import (
@@ -128,7 +129,7 @@ class _Parsed:
 
 @dataclass
 class _Prepared:
-    records: list[OutgoingMessage]
+    records: Sequence[OutgoingMessage]
     rejected: list[RejectedRow]
     skipped: int
     table: pa.Table | None = None
@@ -528,7 +529,7 @@ class IngestionJob:
         valid: np.ndarray,
         positions: np.ndarray,
         rejected: list[RejectedRow],
-    ) -> list[OutgoingMessage]:
+    ) -> RecordColumns:
         started = time.monotonic()
         values, errors = self._encoder.encode_table(self.spec.to_table(prepared[valid]))
         self._metrics.timing("serialize_latency", time.monotonic() - started)
@@ -543,29 +544,30 @@ class IngestionJob:
                     original=table.slice(position, 1).to_pylist()[0],
                 )
             )
-        # Keys and the per-row header values are built column-wise, as bytes, by Arrow: a Python
-        # f-string, encode() and numpy scalar per row cost more than encoding the record.
+        records = cast(list[bytes], values)
+        if errors:  # rows that failed to encode are in the DLQ now, not among the records
+            encoded = np.fromiter((value is not None for value in values), dtype=bool, count=len(values))
+            positions, records = positions[encoded], [value for value in values if value is not None]
+        # Keys and the per-row header values are built column-wise, as bytes, by Arrow (a Python
+        # f-string, encode() and numpy scalar per row cost more than encoding the record), and
+        # stay columns up to produce() (RecordColumns: no message object per record).
         take = pa.array(positions)
-        keys = pc.cast(table.column(self.spec.key_field).take(take), pa.binary()).to_pylist()
         numbers = pa.array(rows[positions])
         row_text = pc.cast(numbers, pa.string())
         correlation = _correlation_prefix(self.spec.topic, self.settings.extract_date, _file_name(path))
-        correlations = pc.binary_join_element_wise(f"{correlation}-", row_text, "")
-        common, topic = self._common_headers(path), self.spec.topic
-        return [
-            OutgoingMessage(
-                topic, value, key, [*common, ("source.row", row_bytes), ("correlation_id", cid)], -1, row
-            )
-            for value, key, row_bytes, cid, row in zip(
-                values,
-                keys,
-                pc.cast(row_text, pa.binary()).to_pylist(),
-                pc.cast(correlations, pa.binary()).to_pylist(),
-                numbers.to_pylist(),
-                strict=True,
-            )
-            if value is not None
-        ]
+        return RecordColumns(
+            self.spec.topic,
+            records,
+            pc.cast(table.column(self.spec.key_field).take(take), pa.binary()).to_pylist(),
+            numbers.to_pylist(),
+            self._common_headers(path),
+            {
+                "source.row": pc.cast(row_text, pa.binary()).to_pylist(),
+                "correlation_id": pc.cast(
+                    pc.binary_join_element_wise(f"{correlation}-", row_text, ""), pa.binary()
+                ).to_pylist(),
+            },
+        )
 
     # -- helpers --------------------------------------------------------------------------
 

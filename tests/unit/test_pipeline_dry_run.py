@@ -257,6 +257,47 @@ def test_a_batch_rule_failing_in_the_second_batch_of_a_gx_run_lets_the_first_be_
     assert committed == [10, 20, 30]
 
 
+def test_a_row_the_encoder_refuses_goes_to_the_dlq_and_the_others_keep_their_key_row_and_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract = tmp_path / "part-0001.csv"
+    rows = [order_row(i, random.Random(i)) for i in range(1, 11)]
+    write_rows(extract, rows)
+    ingest = job(ORDERS, batch_size=10)
+    refused = rows[3]["order_number"]  # row 4
+    encode = ingest._encoder.encode_table
+
+    def refusing(table: Any) -> Any:
+        values, errors = encode(table)
+        position = table.column("order_number").to_pylist().index(refused)
+        values[position] = None
+        return values, [*errors, (position, "AvroEncodeError", "scripted refusal")]
+
+    handed_over: list[Any] = []
+    commit = ingest._commit
+
+    def committing(prepared: Any, *args: Any) -> None:
+        handed_over.append(prepared)
+        commit(prepared, *args)
+
+    monkeypatch.setattr(ingest._encoder, "encode_table", refusing)
+    monkeypatch.setattr(ingest, "_commit", committing)
+    (summary,) = ingest.run([str(extract)])
+    assert (summary.published, summary.dlq, summary.dlq_by_stage) == (9, 1, {"serialize": 1})
+    (prepared,) = handed_over
+    assert [(r.row, r.stage, r.error_type) for r in prepared.rejected] == [
+        (4, "serialize", "AvroEncodeError")
+    ]
+    records = list(prepared.records)
+    assert [r.row for r in records] == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    for record in records:
+        headers = dict(record.headers)
+        assert record.key == rows[record.row - 1]["order_number"].encode()
+        assert headers["source.row"] == str(record.row).encode()
+        assert headers["correlation_id"].endswith(f"-{record.row}".encode())
+        assert headers["event_type"] == b"OrderCreated"
+
+
 # -- the day's duplicate rule across files -----------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from kafka_ingest.publisher import (
     OutgoingMessage,
     ProducerFenced,
     PublishError,
+    RecordColumns,
     TransactionalPublisher,
     producer_config,
 )
@@ -141,9 +142,23 @@ def moved_to_dlq(message: OutgoingMessage, why: str) -> OutgoingMessage:
     return OutgoingMessage(DLQ, why.encode(), message.key, message.headers, row=message.row)
 
 
-def batch(records: int = 2, dlq: int = 1) -> BatchToPublish:
+Layout = Callable[[list[OutgoingMessage]], Sequence[OutgoingMessage]]
+
+
+def as_columns(messages: list[OutgoingMessage]) -> RecordColumns:
+    """The same records as the pipeline hands them over: one column per field and per-row header."""
+    return RecordColumns(
+        TOPIC,
+        [m.value for m in messages],
+        [m.key for m in messages],
+        [m.row for m in messages],
+        row_headers={"source.row": [str(m.row).encode() for m in messages]},
+    )
+
+
+def batch(records: int = 2, dlq: int = 1, layout: Layout = list) -> BatchToPublish:
     return BatchToPublish(
-        [record(row) for row in range(1, records + 1)],
+        layout([record(row) for row in range(1, records + 1)]),
         [dlq_record(row) for row in range(records + 1, records + dlq + 1)],
         checkpoint,
         on_too_large=moved_to_dlq,
@@ -163,6 +178,13 @@ def too_large(row: int) -> Refusal:
     return refuse
 
 
+@pytest.fixture(params=[list, as_columns], ids=["messages", "columns"])
+def layout(request: pytest.FixtureRequest) -> Layout:
+    """Records as a list of messages, or as :class:`RecordColumns` (what the pipeline hands over)."""
+    layout: Layout = request.param
+    return layout
+
+
 @pytest.fixture
 def producer() -> FakeProducer:
     return FakeProducer()
@@ -177,9 +199,9 @@ def publisher(producer: FakeProducer) -> TransactionalPublisher:
 
 
 def test_a_batch_commits_its_records_dlq_records_and_checkpoint_in_one_transaction(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
-    result = publisher.publish(batch(records=2, dlq=1))
+    result = publisher.publish(batch(records=2, dlq=1, layout=layout))
     assert producer.calls == [
         "begin_transaction",
         "produce",
@@ -193,9 +215,9 @@ def test_a_batch_commits_its_records_dlq_records_and_checkpoint_in_one_transacti
 
 
 def test_records_keep_their_key_headers_and_partition(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
-    publisher.publish(batch(records=1, dlq=0))
+    publisher.publish(batch(records=1, dlq=0, layout=layout))
     first, ckpt = producer.committed[0]
     assert (first.key, first.headers, first.partition) == (b"ORD-1", [("source.row", b"1")], -1)
     assert (ckpt.key, ckpt.partition) == (b"file-key", 0)
@@ -248,10 +270,10 @@ def test_a_batch_that_keeps_failing_raises_publish_error_after_max_attempts(
 
 
 def test_an_abortable_error_at_produce_time_aborts_and_retries(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
     producer.script("produce", kafka_exception(KafkaError._STATE, txn_requires_abort=True))
-    result = publisher.publish(batch())
+    result = publisher.publish(batch(layout=layout))
     assert result.attempts == 2
     assert producer.topics() == [TOPIC, TOPIC, DLQ, CHECKPOINTS]
 
@@ -282,11 +304,15 @@ def test_a_fenced_commit_raises_producer_fenced_without_retry(
 
 @pytest.mark.parametrize(("code", "flags"), FENCED)
 def test_a_fenced_produce_raises_producer_fenced(
-    producer: FakeProducer, publisher: TransactionalPublisher, code: int, flags: dict[str, bool]
+    producer: FakeProducer,
+    publisher: TransactionalPublisher,
+    layout: Layout,
+    code: int,
+    flags: dict[str, bool],
 ) -> None:
     producer.script("produce", kafka_exception(code, **flags))
     with pytest.raises(ProducerFenced):
-        publisher.publish(batch())
+        publisher.publish(batch(layout=layout))
     assert producer.calls.count("begin_transaction") == 1
 
 
@@ -333,10 +359,10 @@ def test_a_retriable_commit_error_retries_the_commit_in_the_same_transaction(
 
 
 def test_a_full_local_queue_is_polled_until_the_record_fits(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
     producer.script("produce", BufferError("Local: Queue full"), BufferError("Local: Queue full"))
-    result = publisher.publish(batch(records=2, dlq=1))
+    result = publisher.publish(batch(records=2, dlq=1, layout=layout))
     assert producer.calls[:5] == ["begin_transaction", "produce", "poll", "produce", "poll"]
     assert producer.topics() == [TOPIC, TOPIC, DLQ, CHECKPOINTS]
     assert result.attempts == 1
@@ -346,10 +372,10 @@ def test_a_full_local_queue_is_polled_until_the_record_fits(
 
 
 def test_a_record_refused_at_produce_as_too_large_moves_to_the_dlq_and_the_batch_retries(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
     producer.refuse_at_produce = too_large(row=2)
-    result = publisher.publish(batch(records=3, dlq=1))
+    result = publisher.publish(batch(records=3, dlq=1, layout=layout))
     assert producer.calls.count("abort_transaction") == 1
     assert [(m.topic, m.row) for m in producer.committed[0]] == [
         (TOPIC, "1"),
@@ -362,10 +388,10 @@ def test_a_record_refused_at_produce_as_too_large_moves_to_the_dlq_and_the_batch
 
 
 def test_a_record_refused_by_the_broker_as_too_large_moves_to_the_dlq_and_the_batch_retries(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
     producer.refuse_at_delivery = too_large(row=1)
-    result = publisher.publish(batch(records=3, dlq=1))
+    result = publisher.publish(batch(records=3, dlq=1, layout=layout))
     assert producer.calls.count("abort_transaction") == 1
     assert [(m.topic, m.row) for m in producer.committed[0]] == [
         (TOPIC, "2"),
@@ -387,19 +413,19 @@ def test_the_dlq_replacement_says_why_the_record_was_moved(
 
 
 def test_the_retried_checkpoint_counts_the_moved_record_as_dlq(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
     producer.refuse_at_produce = too_large(row=2)
-    publisher.publish(batch(records=3, dlq=1))
+    publisher.publish(batch(records=3, dlq=1, layout=layout))
     ckpt = producer.committed[0][-1]
     assert json.loads(ckpt.value) == {"published": 2, "dlq": 2}
 
 
 def test_every_record_refused_at_produce_as_too_large_moves_to_the_dlq(
-    producer: FakeProducer, publisher: TransactionalPublisher
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
     producer.refuse_at_produce = lambda m: too_large(1)(m) or too_large(2)(m) or too_large(3)(m)
-    result = publisher.publish(batch(records=4, dlq=0))
+    result = publisher.publish(batch(records=4, dlq=0, layout=layout))
     assert (result.published, result.dlq, sorted(result.moved_to_dlq)) == (1, 3, [1, 2, 3])
 
 
@@ -411,6 +437,71 @@ def test_a_too_large_record_without_a_replacement_fails_the_batch(
     with pytest.raises(PublishError):
         publisher.publish(no_replacement)
     assert producer.committed == []
+
+
+# -- records as columns (what the pipeline hands over) -----------------------------------------
+
+COMMON: Headers = [("event_type", b"OrderCreated"), ("dag_id", b"ingest")]
+
+
+def three_columns() -> RecordColumns:
+    return RecordColumns(
+        TOPIC,
+        [b"a", b"b", b"c"],
+        [b"K4", None, b"K7"],
+        [4, 5, 7],
+        common_headers=COMMON,
+        row_headers={"source.row": [b"4", b"5", b"7"], "correlation_id": [b"x-4", b"x-5", b"x-7"]},
+    )
+
+
+def test_record_columns_read_as_messages_with_the_common_headers_first() -> None:
+    expected = [
+        OutgoingMessage(
+            TOPIC, value, key, [*COMMON, ("source.row", row), ("correlation_id", cid)], -1, number
+        )
+        for value, key, row, cid, number in [
+            (b"a", b"K4", b"4", b"x-4", 4),
+            (b"b", None, b"5", b"x-5", 5),
+            (b"c", b"K7", b"7", b"x-7", 7),
+        ]
+    ]
+    records = three_columns()
+    assert len(records) == 3
+    assert list(records) == expected
+    assert [records[0], records[1], records[-1]] == expected
+    assert records[1:] == expected[1:]
+
+
+def test_record_columns_are_produced_with_the_headers_they_read_as(
+    producer: FakeProducer, publisher: TransactionalPublisher
+) -> None:
+    publisher.publish(BatchToPublish(three_columns(), [], checkpoint))
+    *produced, ckpt = producer.committed[0]
+    assert [(m.topic, m.value, m.key, m.headers, m.partition) for m in produced] == [
+        (m.topic, m.value, m.key, m.headers, m.partition) for m in three_columns()
+    ]
+    assert json.loads(ckpt.value) == {"published": 3, "dlq": 0}
+
+
+def test_record_columns_give_each_record_its_own_header_list() -> None:
+    only_common = RecordColumns(TOPIC, [b"a", b"b"], [None, None], [1, 2], common_headers=COMMON)
+    lists = list(only_common.header_lists())
+    assert lists == [COMMON, COMMON]
+    assert lists[0] is not lists[1]
+    assert list(RecordColumns(TOPIC, [b"a"], [None], [1]).header_lists()) == [None]
+
+
+def test_record_columns_without_some_rows_keep_the_others_in_order() -> None:
+    kept = three_columns().without({5})
+    assert list(kept) == [three_columns()[0], three_columns()[2]]
+
+
+def test_record_columns_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="different lengths"):
+        RecordColumns(TOPIC, [b"a", b"b"], [None], [1, 2])
+    with pytest.raises(ValueError, match="different lengths"):
+        RecordColumns(TOPIC, [b"a"], [None], [1], row_headers={"source.row": []})
 
 
 # -- the error budget --------------------------------------------------------------------------
