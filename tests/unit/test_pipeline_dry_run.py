@@ -159,11 +159,36 @@ def test_a_file_with_a_header_only_reconciles_at_zero(tmp_path: Path) -> None:
 # -- the stages beside the publishing thread --------------------------------------------------
 
 
+def orders_extract(tmp_path: Path, count: int) -> tuple[Path, list[dict[str, Any]]]:
+    """One CSV part file of ``count`` valid orders (row i drawn from seed i), and its rows."""
+    extract = tmp_path / "part-0001.csv"
+    rows = [order_row(i, random.Random(i)) for i in range(1, count + 1)]
+    write_rows(extract, rows)
+    return extract, rows
+
+
+def handed_to_commit(ingest: IngestionJob, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every prepared batch the job hands to ``_commit``, in order (then committed as usual)."""
+    handed: list[Any] = []
+    commit = ingest._commit
+
+    def committing(prepared: Any, *args: Any) -> None:
+        handed.append(prepared)
+        commit(prepared, *args)
+
+    monkeypatch.setattr(ingest, "_commit", committing)
+    return handed
+
+
+def last_rows(handed: list[Any]) -> list[int]:
+    """The last source row of each batch handed to ``_commit``."""
+    return [max(r.row for r in prepared.records) for prepared in handed]
+
+
 def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_file_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extract = tmp_path / "part-0001.csv"
-    write_rows(extract, [order_row(i, random.Random(i)) for i in range(1, 61)])
+    extract, _ = orders_extract(tmp_path, 60)
     ingest = job(ORDERS, batch_size=10)
     seen: list[tuple[str, str, int]] = []
     parse, judge, commit = ingest._parse, ingest._judge, ingest._commit
@@ -198,11 +223,9 @@ def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_fil
 def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_stage_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str, failing: int, published: list[int]
 ) -> None:
-    extract = tmp_path / "part-0001.csv"
-    write_rows(extract, [order_row(i, random.Random(i)) for i in range(1, 61)])
+    extract, _ = orders_extract(tmp_path, 60)
     ingest = job(ORDERS, batch_size=10)
-    committed: list[int] = []
-    original, commit = getattr(ingest, stage), ingest._commit
+    original = getattr(ingest, stage)
 
     def failing_stage(item: Any, *args: Any) -> Any:
         last = item.last_row if stage == "_parse" else int(item.rows[-1])
@@ -210,15 +233,11 @@ def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_st
             raise RuntimeError(f"batch {failing} cannot be handled")
         return original(item, *args)
 
-    def committing(prepared: Any, *args: Any) -> None:
-        committed.append(max(r.row for r in prepared.records))
-        commit(prepared, *args)
-
     monkeypatch.setattr(ingest, stage, failing_stage)
-    monkeypatch.setattr(ingest, "_commit", committing)
+    handed = handed_to_commit(ingest, monkeypatch)
     with pytest.raises(RuntimeError, match=f"batch {failing} cannot"):
         ingest.run([str(extract)])
-    assert committed == published
+    assert last_rows(handed) == published
     stages = {"parse-ahead", "judge-ahead", "csv-blocks"}
     assert not [t.name for t in threading.enumerate() if t.name in stages]
 
@@ -226,12 +245,9 @@ def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_st
 def test_a_batch_rule_failing_in_the_second_batch_of_a_gx_run_lets_the_first_be_published(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extract = tmp_path / "part-0001.csv"
-    rows = [order_row(i, random.Random(i)) for i in range(1, 61)]
-    write_rows(extract, rows)
+    extract, rows = orders_extract(tmp_path, 60)
     ingest = job(ORDERS, batch_size=10)
-    committed: list[int] = []
-    validator, commit = ingest._validator, ingest._commit
+    validator = ingest._validator
     alone, together = validator.validate_rows_that_can_fail, validator.validate_together
     poisoned = rows[39]["order_number"]  # row 40: the second batch of the second GX run
 
@@ -245,24 +261,18 @@ def test_a_batch_rule_failing_in_the_second_batch_of_a_gx_run_lets_the_first_be_
             raise BatchRuleError("orders", ["no_poison"])
         return together(frames)
 
-    def committing(prepared: Any, *args: Any) -> None:
-        committed.append(max(r.row for r in prepared.records))
-        commit(prepared, *args)
-
     monkeypatch.setattr(validator, "validate_rows_that_can_fail", judging_alone)
     monkeypatch.setattr(validator, "validate_together", judging_together)
-    monkeypatch.setattr(ingest, "_commit", committing)
+    handed = handed_to_commit(ingest, monkeypatch)
     with pytest.raises(BatchRuleError, match="no_poison"):
         ingest.run([str(extract)])
-    assert committed == [10, 20, 30]
+    assert last_rows(handed) == [10, 20, 30]
 
 
 def test_a_row_the_encoder_refuses_goes_to_the_dlq_and_the_others_keep_their_key_row_and_headers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    extract = tmp_path / "part-0001.csv"
-    rows = [order_row(i, random.Random(i)) for i in range(1, 11)]
-    write_rows(extract, rows)
+    extract, rows = orders_extract(tmp_path, 10)
     ingest = job(ORDERS, batch_size=10)
     refused = rows[3]["order_number"]  # row 4
     encode = ingest._encoder.encode_table
@@ -273,15 +283,8 @@ def test_a_row_the_encoder_refuses_goes_to_the_dlq_and_the_others_keep_their_key
         values[position] = None
         return values, [*errors, (position, "AvroEncodeError", "scripted refusal")]
 
-    handed_over: list[Any] = []
-    commit = ingest._commit
-
-    def committing(prepared: Any, *args: Any) -> None:
-        handed_over.append(prepared)
-        commit(prepared, *args)
-
     monkeypatch.setattr(ingest._encoder, "encode_table", refusing)
-    monkeypatch.setattr(ingest, "_commit", committing)
+    handed_over = handed_to_commit(ingest, monkeypatch)
     (summary,) = ingest.run([str(extract)])
     assert (summary.published, summary.dlq, summary.dlq_by_stage) == (9, 1, {"serialize": 1})
     (prepared,) = handed_over
