@@ -16,12 +16,11 @@ the job directly.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any, TypeVar, cast
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Producer
 
+from kafka_ingest.allocation import tuned_for_ingestion
 from kafka_ingest.batches import Headers, ReadBatch, RejectedRow
 from kafka_ingest.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
 from kafka_ingest.dedup import DuplicateIndex, SeenKeys
@@ -65,7 +65,6 @@ PROGRESS_EVERY_S = 5.0
 #: orders suite), ~20 % of the pipeline's CPU at one run per 50k-row batch; two batches per run
 #: halve it for one more batch in memory and one batch's parse of latency (docs/performance.md).
 JUDGED_TOGETHER = 2
-_GC_YOUNG_THRESHOLD = 50_000
 
 
 class ExtractChangedError(PermanentError):
@@ -183,7 +182,7 @@ class IngestionJob:
     def run(self, files: Sequence[str], day_files: Sequence[str] | None = None) -> list[FileSummary]:
         """Publish ``files`` in name order; ``day_files`` (default: ``files``) scope the duplicate rule."""
         ordered = sorted(files, key=_file_name)
-        with _fewer_gc_passes():
+        with tuned_for_ingestion():
             self._fence_earlier_attempts(ordered[1:])
             if self.spec.unique_key:
                 self._duplicates = self._duplicate_rule(sorted(day_files or files, key=_file_name), ordered)
@@ -705,26 +704,6 @@ def summarize(files: Sequence[FileSummary], *, topic: str, schema_id: int, dry_r
         **totals,
         "per_file": [asdict(f) for f in files],
     }
-
-
-@contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
-    """Keep Python's cyclic GC from rescanning the process on every few hundred allocations.
-
-    A run allocates several container objects per row (CSV field lists, messages, header lists),
-    and the default threshold (700) starts a collection every few hundred rows, each one walking
-    the objects that GX, pandas and Airflow created at import. Freezing what exists when the run
-    starts and collecting the young generation every 50k allocations instead cut the per-row
-    Python cost by a factor of 3 to 9 in measurements (docs/performance.md). Restored afterwards.
-    """
-    saved = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(saved[0], _GC_YOUNG_THRESHOLD), *saved[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*saved)
-        gc.unfreeze()
 
 
 def _check_unchanged(path: str, state: tuple[Any, ...]) -> None:

@@ -6,6 +6,7 @@ rules (not from the validator's code) which rows must be published and which mus
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kafka_ingest.allocation import GC_YOUNG_THRESHOLD
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.metrics import NullSink, TopicMetrics
 from kafka_ingest.pipeline import FileSummary, IngestionJob, JobSettings, summarize
@@ -302,6 +304,26 @@ def test_a_row_the_encoder_refuses_goes_to_the_dlq_and_the_others_keep_their_key
 
 
 # -- the day's duplicate rule across files -----------------------------------------------------
+
+
+def test_batches_are_committed_with_the_process_tuned_for_ingestion_and_it_is_restored_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extract, _ = orders_extract(tmp_path, 30)
+    ingest = job(ORDERS, batch_size=10)
+    young_thresholds: list[int] = []
+    commit = ingest._commit
+
+    def committing(prepared: Any, *args: Any) -> None:
+        young_thresholds.append(gc.get_threshold()[0])
+        commit(prepared, *args)
+
+    monkeypatch.setattr(ingest, "_commit", committing)
+    before = gc.get_threshold()
+    ingest.run([str(extract)])
+    assert young_thresholds == [max(before[0], GC_YOUNG_THRESHOLD)] * 3
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
 
 
 @pytest.fixture
