@@ -302,7 +302,10 @@ class TransactionalPublisher:
         produce, on_delivery, topic = self._producer.produce, self._on_delivery, records.topic
         for value, key, headers in zip(records.values, records.keys, records.header_lists(), strict=True):
             try:
-                produce(topic, value=value, key=key, headers=headers, partition=-1, on_delivery=on_delivery)
+                # Positional, in the order of the C signature (topic, value, key, partition,
+                # on_delivery, callback, timestamp, headers; confluent-kafka is pinned): keywords
+                # cost ~0.3 µs a record, a str built and hashed per keyword looked up.
+                produce(topic, value, key, -1, on_delivery, None, 0, headers)
             except (BufferError, KafkaException) as exc:
                 refused = not self._after_refusal(OutgoingMessage(topic, value, key, headers), exc) or refused
         return refused

@@ -78,10 +78,19 @@ class FakeProducer:
         self._call("begin_transaction")
         self._open.clear()
 
-    def produce(
-        self, topic: str, *, value: bytes, key: bytes | None, headers: Any, partition: int, on_delivery: Any
+    def produce(  # confluent-kafka's own signature: the publisher may pass these by position
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int = -1,
+        on_delivery: Any = None,
+        callback: Any = None,
+        timestamp: int = 0,
+        headers: Any = None,
     ) -> None:
         self._call("produce")
+        assert value is not None, "the publisher never produces a tombstone"
         message = Produced(topic, value, key, headers, partition)
         refusal = self.refuse_at_produce(message)
         if refusal is not None:
