@@ -493,7 +493,9 @@ class IngestionJob:
         if table is None or parsed.frame is None or outcome is None:
             return _Prepared([], rejected, parsed.skipped)
         self._metrics.timing("validate_latency", parsed.seconds + seconds)
-        for position, rules in sorted(outcome.failed_rules.items()):
+        failed = sorted(outcome.failed_rules.items())
+        originals = table.take(pa.array([position for position, _ in failed], pa.int64())).to_pylist()
+        for (position, rules), original in zip(failed, originals, strict=True):
             rejected.append(
                 RejectedRow(
                     row=int(rows[position]),
@@ -501,7 +503,7 @@ class IngestionJob:
                     error_type="ExpectationFailed",
                     message=f"row failed {len(rules)} rule(s): {', '.join(rules)}",
                     rules=tuple(rules),
-                    original=table.slice(position, 1).to_pylist()[0],
+                    original=original,
                 )
             )
         valid_positions = np.flatnonzero(outcome.valid)
