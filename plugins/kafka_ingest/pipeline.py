@@ -223,46 +223,59 @@ class IngestionJob:
 
     def _ingest_file(self, path: str) -> FileSummary:
         name = _file_name(path)
-        self._record_keys_before(name)
-        state = file_state(path)
-        summary = FileSummary(file=path, fingerprint=fingerprint(path))
         key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
-        summary.checkpoint = key
-        if self.settings.dry_run:
-            self._stream(path, summary, resume_after=0, publisher=None, key=key, state=state)
-            summary.status = "dry run"
-            return summary
+        # The producer is made before the file is hashed: librdkafka starts connecting when a
+        # producer is created, and init_transactions() called before any broker is up waits out a
+        # 500 ms retry timer (in half of the runs measured), once per file.
+        publisher = None if self.settings.dry_run else self._new_publisher(key)
+        try:
+            return self._publish_file(path, name, key, publisher)
+        finally:
+            if publisher is not None:
+                publisher.close()
+
+    def _new_publisher(self, key: str) -> TransactionalPublisher:
         assert self._producer_factory is not None
-        assert self._checkpoints is not None
-        publisher = TransactionalPublisher(
+        return TransactionalPublisher(
             self._producer_factory(transactional_id_for(key)),
             transactional_id=transactional_id_for(key),
             max_attempts=self.settings.max_attempts,
             timeout_s=self.settings.timeout_s,
         )
+
+    def _publish_file(
+        self, path: str, name: str, key: str, publisher: TransactionalPublisher | None
+    ) -> FileSummary:
+        """One file, resumed after its last checkpoint; ``publisher`` None: a dry run."""
+        self._record_keys_before(name)
+        state = file_state(path)
+        summary = FileSummary(file=path, fingerprint=fingerprint(path))
+        summary.checkpoint = key
+        if publisher is None:
+            self._stream(path, summary, resume_after=0, publisher=None, key=key, state=state)
+            summary.status = "dry run"
+            return summary
+        assert self._checkpoints is not None
         publisher.init()
-        try:
-            previous = self._checkpoints.load(key)
-            resume_after = self._resume_position(path, summary, previous)
-            if previous is not None and previous.complete and resume_after is None:
-                summary.status = "already published"
-                summary.rows_read = summary.skipped = previous.rows_done
-                log.info("%s was already published completely (%s); nothing to do.", path, key)
-                self._record_keys([path])
-                self._metrics.incr("rows_read", previous.rows_done)
-                self._metrics.incr("rows_skipped", previous.rows_done)
-                return summary
-            start = resume_after or 0
-            base = previous if start and previous is not None else None
-            checkpoint = self._stream(
-                path, summary, resume_after=start, publisher=publisher, key=key, state=state, base=base
-            )
-            checkpoint.complete = True
-            publisher.publish(BatchToPublish([], [], lambda _batch: self._checkpoint_message(checkpoint)))
-            if start:
-                summary.status = f"resumed after row {start}"
-        finally:
-            publisher.close()
+        previous = self._checkpoints.load(key)
+        resume_after = self._resume_position(path, summary, previous)
+        if previous is not None and previous.complete and resume_after is None:
+            summary.status = "already published"
+            summary.rows_read = summary.skipped = previous.rows_done
+            log.info("%s was already published completely (%s); nothing to do.", path, key)
+            self._record_keys([path])
+            self._metrics.incr("rows_read", previous.rows_done)
+            self._metrics.incr("rows_skipped", previous.rows_done)
+            return summary
+        start = resume_after or 0
+        base = previous if start and previous is not None else None
+        checkpoint = self._stream(
+            path, summary, resume_after=start, publisher=publisher, key=key, state=state, base=base
+        )
+        checkpoint.complete = True
+        publisher.publish(BatchToPublish([], [], lambda _batch: self._checkpoint_message(checkpoint)))
+        if start:
+            summary.status = f"resumed after row {start}"
         return summary
 
     def _resume_position(self, path: str, summary: FileSummary, previous: Checkpoint | None) -> int | None:

@@ -1,0 +1,74 @@
+"""IngestionJob and its producer per file: made early, initialised only for a readable file, closed always."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from kafka_ingest.checkpoints import CheckpointStore
+from kafka_ingest.dlq import RunInfo
+from kafka_ingest.metrics import NullSink, TopicMetrics
+from kafka_ingest.pipeline import IngestionJob, JobSettings
+from kafka_ingest.readers import ExtractReadError
+from kafka_ingest.serde import AvroEncoder, load_schema
+from kafka_ingest.testing.samples import order_row, write_rows
+from kafka_ingest.topics.orders import ORDERS
+
+RUN = RunInfo(dag_id="ingest_orders", run_id="manual__producer", task_id="publish", try_number=1)
+
+
+class RecordingProducer:
+    """Records which producer calls a job makes; refuses to start transactions when told to."""
+
+    def __init__(self, transactional_id: str, *, refuse_init: bool = False) -> None:
+        self.transactional_id = transactional_id
+        self.calls: list[str] = []
+        self._refuse_init = refuse_init
+
+    def init_transactions(self, timeout: float) -> None:
+        self.calls.append("init_transactions")
+        if self._refuse_init:
+            raise RuntimeError("broker unreachable")
+
+    def flush(self, timeout: float) -> int:
+        self.calls.append("flush")
+        return 0
+
+
+def publishing_job(made: list[RecordingProducer], *, refuse_init: bool = False) -> IngestionJob:
+    def producer_factory(transactional_id: str) -> Any:
+        made.append(RecordingProducer(transactional_id, refuse_init=refuse_init))
+        return made[-1]
+
+    return IngestionJob(
+        ORDERS,
+        JobSettings(extract_date="2026-01-15"),
+        encoder=AvroEncoder(load_schema(ORDERS.schema_path), 1),
+        producer_factory=producer_factory,
+        checkpoints=cast(CheckpointStore, object()),  # never reached by these files
+        metrics=TopicMetrics(ORDERS.topic, NullSink()),
+        run=RUN,
+    )
+
+
+def test_a_file_that_cannot_be_read_closes_its_producer_without_starting_transactions(tmp_path: Path) -> None:
+    made: list[RecordingProducer] = []
+
+    with pytest.raises(ExtractReadError):
+        publishing_job(made).run([str(tmp_path / "part-0001.csv")])
+
+    assert [producer.calls for producer in made] == [["flush"]]
+
+
+def test_a_producer_that_cannot_start_transactions_is_closed_too(tmp_path: Path) -> None:
+    extract = tmp_path / "part-0001.csv"
+    write_rows(extract, [order_row(1, random.Random(1))])
+    made: list[RecordingProducer] = []
+
+    with pytest.raises(Exception, match="broker unreachable"):
+        publishing_job(made, refuse_init=True).run([str(extract)])
+
+    assert [producer.calls for producer in made] == [["init_transactions", "flush"]]
