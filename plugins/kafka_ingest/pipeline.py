@@ -141,7 +141,7 @@ class _Prepared:
         position = int(np.searchsorted(self.row_numbers, row))
         if position >= len(self.row_numbers) or self.row_numbers[position] != row:
             return None
-        return dict(self.table.slice(position, 1).to_pylist()[0])
+        return _rows_as_read(self.table, [position])[0]
 
 
 class IngestionJob:
@@ -236,9 +236,10 @@ class IngestionJob:
 
     def _new_publisher(self, key: str) -> TransactionalPublisher:
         assert self._producer_factory is not None
+        transactional_id = transactional_id_for(key)
         return TransactionalPublisher(
-            self._producer_factory(transactional_id_for(key)),
-            transactional_id=transactional_id_for(key),
+            self._producer_factory(transactional_id),
+            transactional_id=transactional_id,
             max_attempts=self.settings.max_attempts,
             timeout_s=self.settings.timeout_s,
         )
@@ -507,7 +508,7 @@ class IngestionJob:
             return _Prepared([], rejected, parsed.skipped)
         self._metrics.timing("validate_latency", parsed.seconds + seconds)
         failed = sorted(outcome.failed_rules.items())
-        originals = table.take(pa.array([position for position, _ in failed], pa.int64())).to_pylist()
+        originals = _rows_as_read(table, [position for position, _ in failed])
         for (position, rules), original in zip(failed, originals, strict=True):
             rejected.append(
                 RejectedRow(
@@ -547,15 +548,17 @@ class IngestionJob:
         started = time.monotonic()
         values, errors = self._encoder.encode_table(self.spec.to_table(prepared[valid]))
         self._metrics.timing("serialize_latency", time.monotonic() - started)
-        for index, error_type, message in errors:
-            position = int(positions[index])
+        failed = [int(positions[index]) for index, _, _ in errors]
+        for position, (_, error_type, message), original in zip(
+            failed, errors, _rows_as_read(table, failed), strict=True
+        ):
             rejected.append(
                 RejectedRow(
                     row=int(rows[position]),
                     stage=Stage.SERIALIZE,
                     error_type=error_type,
                     message=message,
-                    original=table.slice(position, 1).to_pylist()[0],
+                    original=original,
                 )
             )
         records = cast(list[bytes], values)
@@ -719,6 +722,11 @@ def summarize(files: Sequence[FileSummary], *, topic: str, schema_id: int, dry_r
         **totals,
         "per_file": [asdict(f) for f in files],
     }
+
+
+def _rows_as_read(table: pa.Table, positions: Sequence[int]) -> list[dict[str, Any]]:
+    """The rows at ``positions`` as read, for DLQ records: one ``take`` for all of them."""
+    return cast(list[dict[str, Any]], table.take(pa.array(positions, pa.int64())).to_pylist())
 
 
 def _check_unchanged(path: str, state: tuple[Any, ...]) -> None:
