@@ -87,6 +87,7 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     import great_expectations  # noqa: F401  (import cost is not the pipeline's throughput)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
+    from kafka_ingest.allocation import tuned_for_ingestion
     from kafka_ingest.dlq import RunInfo
     from kafka_ingest.metrics import NullSink, TopicMetrics
     from kafka_ingest.pipeline import JobSettings, summarize
@@ -99,17 +100,18 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     )
 
     def run() -> dict[str, Any]:
-        job, schema_id = build_job(
-            spec,
-            settings,
-            kafka_config={"bootstrap.servers": BOOTSTRAP},
-            registry_client=SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S}),
-            checkpoint_topic=CHECKPOINT_TOPIC,
-            auto_register=True,
-            metrics=TopicMetrics(spec.topic, NullSink()),
-            run=RunInfo("bench", f"bench-{uuid.uuid4().hex[:8]}", "publish", -1, 1),
-        )
-        return summarize(job.run([task["file"]]), topic=spec.topic, schema_id=schema_id, dry_run=False)
+        with tuned_for_ingestion():  # as the operator does, from before the job is built
+            job, schema_id = build_job(
+                spec,
+                settings,
+                kafka_config={"bootstrap.servers": BOOTSTRAP},
+                registry_client=SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S}),
+                checkpoint_topic=CHECKPOINT_TOPIC,
+                auto_register=True,
+                metrics=TopicMetrics(spec.topic, NullSink()),
+                run=RunInfo("bench", f"bench-{uuid.uuid4().hex[:8]}", "publish", -1, 1),
+            )
+            return summarize(job.run([task["file"]]), topic=spec.topic, schema_id=schema_id, dry_run=False)
 
     seconds, summary = _timed(run)
     return {
