@@ -1,14 +1,17 @@
-"""IngestionJob and its producer per file: made early, initialised only for a readable file, closed always."""
+"""IngestionJob and its producer per file: made early, initialised only for a readable file, closed always;
+the file is hashed while its transactions start and its checkpoint is read."""
 
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from kafka_ingest.checkpoints import CheckpointStore
+from kafka_ingest import pipeline
+from kafka_ingest.checkpoints import Checkpoint, CheckpointStore
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.metrics import NullSink, TopicMetrics
 from kafka_ingest.pipeline import IngestionJob, JobSettings
@@ -38,7 +41,9 @@ class RecordingProducer:
         return 0
 
 
-def publishing_job(made: list[RecordingProducer], *, refuse_init: bool = False) -> IngestionJob:
+def publishing_job(
+    made: list[RecordingProducer], *, refuse_init: bool = False, checkpoints: Any = None
+) -> IngestionJob:
     def producer_factory(transactional_id: str) -> Any:
         made.append(RecordingProducer(transactional_id, refuse_init=refuse_init))
         return made[-1]
@@ -48,7 +53,7 @@ def publishing_job(made: list[RecordingProducer], *, refuse_init: bool = False) 
         JobSettings(extract_date="2026-01-15"),
         encoder=AvroEncoder(load_schema(ORDERS.schema_path), 1),
         producer_factory=producer_factory,
-        checkpoints=cast(CheckpointStore, object()),  # never reached by these files
+        checkpoints=cast(CheckpointStore, checkpoints or object()),  # by default never reached
         metrics=TopicMetrics(ORDERS.topic, NullSink()),
         run=RUN,
     )
@@ -71,4 +76,38 @@ def test_a_producer_that_cannot_start_transactions_is_closed_too(tmp_path: Path)
     with pytest.raises(Exception, match="broker unreachable"):
         publishing_job(made, refuse_init=True).run([str(extract)])
 
+    assert [producer.calls for producer in made] == [["init_transactions", "flush"]]
+
+
+def test_the_file_is_hashed_while_transactions_start_and_the_checkpoint_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash waits until the checkpoint read has begun: run one after the other, they would
+    never meet and the hash would time out."""
+    extract = tmp_path / "part-0001.csv"
+    write_rows(extract, [order_row(1, random.Random(1))])
+    reading = threading.Event()
+    hashed_on: list[str] = []
+
+    def fingerprint(path: str) -> str:
+        hashed_on.append(threading.current_thread().name)
+        if not reading.wait(timeout=10):
+            raise AssertionError("the checkpoint was not being read while the file was hashed")
+        return "sha256:same"
+
+    class Checkpoints:
+        topic = "checkpoints"
+
+        def load(self, key: str) -> Checkpoint:
+            reading.set()
+            return Checkpoint(key=key, fingerprint="sha256:same", rows_done=1, complete=True, published=1)
+
+    monkeypatch.setattr(pipeline, "fingerprint", fingerprint)
+    made: list[RecordingProducer] = []
+
+    [summary] = publishing_job(made, checkpoints=Checkpoints()).run([str(extract)])
+
+    assert summary.status == "already published"
+    assert summary.fingerprint == "sha256:same"
+    assert hashed_on != [threading.current_thread().name]
     assert [producer.calls for producer in made] == [["init_transactions", "flush"]]
