@@ -37,7 +37,10 @@ class Items:
 
 def parse_items(values: pa.Array) -> Items:
     """Parse and judge a batch's ``items`` column (absent rows are not valid, but not judged)."""
-    parsed = parse_json_lists(values, ("product_id",), ("quantity", "unit_price"))
+    # quantity is judged as an integer: a JSON integer there is read as one, not quoted first
+    parsed = parse_json_lists(
+        values, ("product_id",), ("quantity", "unit_price"), integer_fields=("quantity",)
+    )
     lengths = pc.fill_null(pc.list_value_length(parsed.lists), 0).to_numpy(zero_copy_only=False)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])

@@ -4,18 +4,27 @@ Readers hand nested columns on as JSON text, and a number there may be a JSON nu
 string (``2`` or ``"2"``, ``12.50`` or ``"12.50"``). Money must be judged on its exact text
 (``12.345`` and ``1e2`` are invalid, not rounded), so numbers must never pass through a float.
 
-The fast path parses the batch with ``pyarrow.json`` in blocks of :data:`_BLOCK` rows: every row
-becomes one line ``{"v": <text>}``, and JSON numbers of the numeric fields are first turned into
-JSON strings of the same text by one RE2 substitution. That substitution can only match a real
+The fast path parses the batch with ``pyarrow.json`` in blocks of :data:`_BLOCK` rows, every row
+as one line ``{"v": <text>}``. Each block is first read as it is, with the *integer fields* (those
+the caller judges as integers, like ``quantity``) typed int64 and every other field a string:
+Arrow reads a JSON integer exactly (a fraction, an exponent or a value beyond int64 fails the
+block) and the integer's decimal text is what comes back, so a JSON number never passes through a
+float. That read fails when the data is shaped otherwise (a quantity as a JSON string, a price as
+a JSON number): the block is then read again with the JSON numbers of the numeric fields first
+turned into JSON strings of the same text by one RE2 substitution, and when that read finds no bad
+row, the rest of the batch goes straight to it. The substitution can only match a real
 ``"key": number`` pair: inside a string the pattern cannot occur without the text already being
-invalid JSON, so valid text stays valid with the same meaning and invalid text stays invalid. A
-block the fast path rejects (one bad row rejects its block) is halved until the halves parse; a
-part of at most :data:`_SMALLEST` rows that still fails is parsed row by row with ``json.loads``,
-which is the reference: a row the fast path accepts parses identically there. Two guards keep it
-so: a row that smuggles in a second object (``[...]}{"v": [...]``) changes the row count, and
-unknown keys are rejected, so ``[...], "x": 1`` (text after the array) cannot pass as a field of
-the wrapper. The price of the second guard: items with keys beyond the requested fields (ignored,
-as the reference ignores them) always take the row-by-row path.
+invalid JSON, so valid text stays valid with the same meaning and invalid text stays invalid. It
+costs more than Arrow's parse of the block, which is why it is the second try, not the first.
+
+A block the quoted read rejects (one bad row rejects its block) is halved until the halves parse;
+a part of at most :data:`_SMALLEST` rows that still fails is parsed row by row with
+``json.loads``, which is the reference: a row the fast path accepts parses identically there (an
+integer field's ``-0`` may come back as ``0``, the same integer). Two guards keep it so: a row that
+smuggles in a second object (``[...]}{"v": [...]``) changes the row count, and unknown keys are
+rejected, so ``[...], "x": 1`` (text after the array) cannot pass as a field of the wrapper. The
+price of the second guard: items with keys beyond the requested fields (ignored, as the reference
+ignores them) always take the row-by-row path.
 
 Blocks are large because every ``pyarrow`` call releases the GIL and must take it back: beside the
 threads that produce records, each retake can wait up to a switch interval (5 ms), which for
@@ -71,29 +80,48 @@ def parse_json_lists(
     text_fields: tuple[str, ...],
     number_fields: tuple[str, ...],
     *,
+    integer_fields: tuple[str, ...] = (),
     block: int = _BLOCK,
     smallest: int = _SMALLEST,
 ) -> JsonLists:
     """Parse each row's JSON text into a list of ``{field: text}`` structs.
 
     ``text_fields`` must be JSON strings; ``number_fields`` may be JSON numbers or JSON strings and
-    come back as their text (``1e2`` stays ``"1e2"``). Other keys are ignored. ``block`` and
+    come back as their text (``1e2`` stays ``"1e2"``). ``integer_fields`` (some of the number
+    fields) are judged as integers by the caller: a JSON integer there comes back as its decimal
+    text (``-0`` possibly as ``0``, the same integer). Other keys are ignored. ``block`` and
     ``smallest`` are the fast path's block sizes (tests make them small to exercise the halving).
     """
     fields = text_fields + number_fields
     list_type = pa.list_(pa.struct([(name, pa.string()) for name in fields]))
-    parser = _Parser(list_type, text_fields, number_fields, smallest=min(smallest, block))
+    parser = _Parser(list_type, text_fields, number_fields, integer_fields, smallest=min(smallest, block))
     values = pc.cast(values, pa.large_string())
-    lines = _one_object_per_line(values, number_fields)
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
-    pieces = [
-        parser.parse_block(lines.buffers()[2], offsets, values, start, min(start + block, len(values)))
-        for start in range(0, len(values), block)
-    ]
+    plain = _Lines(_one_object_per_line(values, ()))
+    as_typed = True
+    pieces = []
+    for start in range(0, len(values), block):
+        stop = min(start + block, len(values))
+        piece = parser.parse_typed(plain, start, stop) if as_typed else None
+        if piece is None:
+            part = values.slice(start, stop - start)
+            quoted = _Lines(_one_object_per_line(part, number_fields))
+            piece = parser.parse_block(quoted.body, quoted.offsets, part, 0, stop - start)
+            # No row was bad, so the typed parse failed on the data's shape (quantities as JSON
+            # strings, prices as JSON numbers): the rest of the batch goes straight to quoting.
+            as_typed = as_typed and bool(piece[1].any())
+        pieces.append(piece)
     if not pieces:
         return JsonLists(pa.array([], list_type), np.zeros(0, dtype=bool))
     lists = pa.concat_arrays([piece for piece, _ in pieces])
     return JsonLists(lists, np.concatenate([bad for _, bad in pieces]))
+
+
+class _Lines:
+    """A column's rows as one buffer of lines, and where each row's line starts."""
+
+    def __init__(self, lines: pa.Array) -> None:
+        self.body = lines.buffers()[2]
+        self.offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset :]
 
 
 def _one_object_per_line(values: pa.Array, number_fields: tuple[str, ...]) -> pa.Array:
@@ -137,6 +165,7 @@ class _Parser:
         list_type: pa.DataType,
         text_fields: tuple[str, ...],
         numbers: tuple[str, ...],
+        integers: tuple[str, ...] = (),
         *,
         smallest: int = 1,
     ):
@@ -147,7 +176,25 @@ class _Parser:
         self._options = pa_json.ParseOptions(
             explicit_schema=pa.schema([("v", list_type)]), unexpected_field_behavior="error"
         )
+        typed = pa.list_(
+            pa.struct([(f.name, pa.int64() if f.name in integers else f.type) for f in list_type.value_type])
+        )
+        self._typed_options = pa_json.ParseOptions(
+            explicit_schema=pa.schema([("v", typed)]), unexpected_field_behavior="error"
+        )
         self._read = pa_json.ReadOptions(use_threads=False, block_size=1 << 26)
+
+    def parse_typed(self, lines: _Lines, start: int, stop: int) -> tuple[pa.Array, np.ndarray] | None:
+        """Rows ``[start, stop)`` as they are, integer fields read as int64; None if any row fails."""
+        offsets = lines.offsets
+        body = lines.body.slice(int(offsets[start]), int(offsets[stop] - offsets[start]))
+        try:
+            table = pa_json.read_json(pa.BufferReader(body), self._read, self._typed_options)
+        except pa.ArrowInvalid:
+            return None
+        if table.num_rows != stop - start:
+            return None
+        return table.column("v").combine_chunks().cast(self._list_type), np.zeros(stop - start, dtype=bool)
 
     def parse_block(
         self, body: pa.Buffer, offsets: np.ndarray, original: pa.Array, start: int, stop: int

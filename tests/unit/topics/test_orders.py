@@ -342,23 +342,112 @@ _items_text = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+def _same_integer(lists: list[Any], field: str) -> list[Any]:
+    """``lists`` with ``-0`` in ``field`` written ``0``: the one text an integer field may change."""
+    return [
+        row
+        if row is None
+        else [item if item is None or item[field] != "-0" else {**item, field: "0"} for item in row]
+        for row in lists
+    ]
+
+
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(_items_text, min_size=1, max_size=12),
     st.sampled_from([(8192, 64), (4, 1), (8, 2), (5, 3)]),
+    st.sampled_from([(), ("quantity",)]),
 )
-def test_fast_items_parser_agrees_with_json_loads(texts: list[str], blocks: tuple[int, int]) -> None:
+def test_fast_items_parser_agrees_with_json_loads(
+    texts: list[str], blocks: tuple[int, int], integer_fields: tuple[str, ...]
+) -> None:
     block, smallest = blocks  # small blocks make a rejected block halve, down to row by row
     parsed = parse_json_lists(
         pa.array(texts, pa.large_string()),
         ("product_id",),
         ("quantity", "unit_price"),
+        integer_fields=integer_fields,
         block=block,
         smallest=smallest,
     )
     reference, invalid = _Parser(parsed.lists.type, ("product_id",), ("quantity", "unit_price"))._slow(texts)
-    assert parsed.lists.to_pylist() == reference.to_pylist()
+    assert _same_integer(parsed.lists.to_pylist(), "quantity") == _same_integer(
+        reference.to_pylist(), "quantity"
+    )
     assert parsed.invalid.tolist() == invalid.tolist()
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[tuple[Any, ...]]:
+    """The positional arguments of each call of ``owner.name`` from now on."""
+    calls: list[tuple[Any, ...]] = []
+    original = getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def test_integer_quantities_and_string_prices_are_read_without_quoting_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kafka_ingest.topics import _nested
+
+    quoting = _counting(monkeypatch, _nested, "_quote_numbers")
+    texts = [
+        json.dumps([{"product_id": f"P-{i}", "quantity": i % 7 + 1, "unit_price": "9.99"}]) for i in range(40)
+    ]
+
+    parsed = parse_json_lists(
+        pa.array(texts, pa.large_string()),
+        ("product_id",),
+        ("quantity", "unit_price"),
+        integer_fields=("quantity",),
+        block=8,
+    )
+
+    assert not parsed.invalid.any()
+    assert [row[0]["quantity"] for row in parsed.lists.to_pylist()] == [str(i % 7 + 1) for i in range(40)]
+    assert [fields for _values, fields in quoting] == [()]  # the lines were built once, unquoted
+
+
+def test_a_batch_shaped_for_quoting_stops_trying_the_typed_read_after_its_first_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    typed = _counting(monkeypatch, _Parser, "parse_typed")
+    texts = [json.dumps([{"product_id": "P-1", "quantity": "3", "unit_price": 4.5}])] * 40  # 5 blocks
+
+    parsed = parse_json_lists(
+        pa.array(texts, pa.large_string()),
+        ("product_id",),
+        ("quantity", "unit_price"),
+        integer_fields=("quantity",),
+        block=8,
+    )
+
+    assert not parsed.invalid.any()
+    assert {row[0]["quantity"] for row in parsed.lists.to_pylist()} == {"3"}
+    assert {row[0]["unit_price"] for row in parsed.lists.to_pylist()} == {"4.5"}
+    assert len(typed) == 1
+
+
+def test_a_bad_row_does_not_stop_the_typed_read_of_the_next_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    typed = _counting(monkeypatch, _Parser, "parse_typed")
+    texts = [json.dumps([{"product_id": "P-1", "quantity": 3, "unit_price": "4.50"}])] * 40
+    texts[3] = "[{broken"
+
+    parsed = parse_json_lists(
+        pa.array(texts, pa.large_string()),
+        ("product_id",),
+        ("quantity", "unit_price"),
+        integer_fields=("quantity",),
+        block=8,
+    )
+
+    assert np.flatnonzero(parsed.invalid).tolist() == [3]
+    assert len(typed) == 5
 
 
 def test_a_bad_items_row_costs_a_few_halvings_not_a_block_parsed_row_by_row(
