@@ -258,9 +258,10 @@ class IngestionJob:
             return summary
         assert self._checkpoints is not None
         # The file is hashed while the transactions start and the checkpoint is read: hashing
-        # reads the whole file outside the GIL, the other two wait on the broker.
+        # reads the whole file outside the GIL, the other two wait on the broker. Pinned here, so
+        # the hash and the read share one filesystem (one simplecache copy; see PinnedFile).
         with ThreadPoolExecutor(1, thread_name_prefix="fingerprint") as hashing:
-            hashed = hashing.submit(fingerprint, path)
+            hashed = hashing.submit(fingerprint, pinned(path))
             publisher.init()
             previous = self._checkpoints.load(key)
             summary = FileSummary(file=path, fingerprint=hashed.result(), checkpoint=key)
