@@ -57,6 +57,8 @@ class FakeProducer:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.committed: list[list[Produced]] = []
+        #: per produce() call, whether it asked for a delivery report
+        self.reports_asked: list[bool] = []
         self.refuse_at_produce: Refusal = lambda message: None
         self.refuse_at_delivery: Refusal = lambda message: None
         self._scripted: dict[str, list[BaseException]] = {}
@@ -91,6 +93,7 @@ class FakeProducer:
     ) -> None:
         self._call("produce")
         assert value is not None, "the publisher never produces a tombstone"
+        self.reports_asked.append(on_delivery is not None)
         message = Produced(topic, value, key, headers, partition)
         refusal = self.refuse_at_produce(message)
         if refusal is not None:
@@ -110,7 +113,8 @@ class FakeProducer:
             delivered = Message(
                 topic=message.topic, value=message.value, key=message.key, headers=message.headers
             )
-            on_delivery(error, delivered)
+            if on_delivery is not None:
+                on_delivery(error, delivered)
         if failed is not None:
             raise KafkaException(
                 KafkaError(failed.code(), "Failed to flush all messages", txn_requires_abort=True)
@@ -396,26 +400,31 @@ def test_a_record_refused_at_produce_as_too_large_moves_to_the_dlq_and_the_batch
     assert (result.published, result.dlq, result.attempts, result.moved_to_dlq) == (2, 2, 2, [2])
 
 
-def test_a_record_refused_by_the_broker_as_too_large_moves_to_the_dlq_and_the_batch_retries(
+def test_a_batch_the_broker_refuses_as_too_large_is_retried_then_fails_with_nothing_committed(
     producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
 ) -> None:
+    """A topic whose limit is below the producer's: the broker refuses the request, and nothing
+    says which record (see the module docstring); the task fails, nothing of the batch visible."""
     producer.refuse_at_delivery = too_large(row=1)
-    result = publisher.publish(batch(records=3, dlq=1, layout=layout))
-    assert producer.calls.count("abort_transaction") == 1
-    assert [(m.topic, m.row) for m in producer.committed[0]] == [
-        (TOPIC, "2"),
-        (TOPIC, "3"),
-        (DLQ, "4"),
-        (DLQ, "1"),
-        (CHECKPOINTS, None),
-    ]
-    assert (result.published, result.dlq, result.attempts, result.moved_to_dlq) == (2, 2, 2, [1])
+    with pytest.raises(PublishError, match="failed 3 times"):
+        publisher.publish(batch(records=3, dlq=1, layout=layout))
+    assert producer.calls.count("abort_transaction") == 3
+    assert producer.committed == []
+
+
+def test_records_are_produced_without_delivery_reports(
+    producer: FakeProducer, publisher: TransactionalPublisher, layout: Layout
+) -> None:
+    """The commit decides whether every record arrived; a callback per record would only cost."""
+    producer.script("commit_transaction", kafka_exception(KafkaError._MSG_TIMED_OUT, txn_requires_abort=True))
+    publisher.publish(batch(records=3, dlq=1, layout=layout))
+    assert producer.reports_asked == [False] * 10  # both attempts: 3 records, 1 DLQ, 1 checkpoint
 
 
 def test_the_dlq_replacement_says_why_the_record_was_moved(
     producer: FakeProducer, publisher: TransactionalPublisher
 ) -> None:
-    producer.refuse_at_delivery = too_large(row=1)
+    producer.refuse_at_produce = too_large(row=1)
     publisher.publish(batch(records=1, dlq=0))
     replacement = producer.committed[0][0]
     assert (replacement.topic, replacement.value) == (DLQ, b"record too large for the broker")
