@@ -20,7 +20,6 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
@@ -251,20 +250,17 @@ class IngestionJob:
         """One file, resumed after its last checkpoint; ``publisher`` None: a dry run."""
         self._record_keys_before(name)
         state = file_state(path)
+        # Hashed before the transactions start, not beside them: init_transactions() called
+        # within ~50 ms of the producer's creation waits out librdkafka's 500 ms PID timer in
+        # about half of the tries (see _ingest_file); the hash is what gives the producer time.
+        summary = FileSummary(file=path, fingerprint=fingerprint(path), checkpoint=key)
         if publisher is None:
-            summary = FileSummary(file=path, fingerprint=fingerprint(path), checkpoint=key)
             self._stream(path, summary, resume_after=0, publisher=None, key=key, state=state)
             summary.status = "dry run"
             return summary
         assert self._checkpoints is not None
-        # The file is hashed while the transactions start and the checkpoint is read: hashing
-        # reads the whole file outside the GIL, the other two wait on the broker. Pinned here, so
-        # the hash and the read share one filesystem (one simplecache copy; see PinnedFile).
-        with ThreadPoolExecutor(1, thread_name_prefix="fingerprint") as hashing:
-            hashed = hashing.submit(fingerprint, pinned(path))
-            publisher.init()
-            previous = self._checkpoints.load(key)
-            summary = FileSummary(file=path, fingerprint=hashed.result(), checkpoint=key)
+        publisher.init()
+        previous = self._checkpoints.load(key)
         resume_after = self._resume_position(path, summary, previous)
         if previous is not None and previous.complete and resume_after is None:
             summary.status = "already published"
