@@ -211,11 +211,7 @@ class IngestionJob:
         for path in files:
             name = _file_name(path)
             key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
-            publisher = TransactionalPublisher(
-                self._producer_factory(transactional_id_for(key)),
-                transactional_id=transactional_id_for(key),
-                timeout_s=self.settings.timeout_s,
-            )
+            publisher = self._new_publisher(key)
             publisher.init()
             publisher.close()
 
@@ -250,9 +246,8 @@ class IngestionJob:
         """One file, resumed after its last checkpoint; ``publisher`` None: a dry run."""
         self._record_keys_before(name)
         state = file_state(path)
-        # Hashed before the transactions start, not beside them: init_transactions() called
-        # within ~50 ms of the producer's creation waits out librdkafka's 500 ms PID timer in
-        # about half of the tries (see _ingest_file); the hash is what gives the producer time.
+        # Hashed before the transactions start, not beside them: the hash is what gives the new
+        # producer time to connect (see _ingest_file).
         summary = FileSummary(file=path, fingerprint=fingerprint(path), checkpoint=key)
         if publisher is None:
             self._stream(path, summary, resume_after=0, publisher=None, key=key, state=state)

@@ -390,6 +390,17 @@ def _counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[tu
     return calls
 
 
+def _orders_items(texts: list[str]) -> Any:
+    """``texts`` parsed as the orders spec does (``quantity`` typed), in blocks of 8 rows."""
+    return parse_json_lists(
+        pa.array(texts, pa.large_string()),
+        ("product_id",),
+        ("quantity", "unit_price"),
+        integer_fields=("quantity",),
+        block=8,
+    )
+
+
 def test_integer_quantities_and_string_prices_are_read_without_quoting_numbers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -400,13 +411,7 @@ def test_integer_quantities_and_string_prices_are_read_without_quoting_numbers(
         json.dumps([{"product_id": f"P-{i}", "quantity": i % 7 + 1, "unit_price": "9.99"}]) for i in range(40)
     ]
 
-    parsed = parse_json_lists(
-        pa.array(texts, pa.large_string()),
-        ("product_id",),
-        ("quantity", "unit_price"),
-        integer_fields=("quantity",),
-        block=8,
-    )
+    parsed = _orders_items(texts)
 
     assert not parsed.invalid.any()
     assert [row[0]["quantity"] for row in parsed.lists.to_pylist()] == [str(i % 7 + 1) for i in range(40)]
@@ -419,13 +424,7 @@ def test_a_batch_shaped_for_quoting_stops_trying_the_typed_read_after_its_first_
     typed = _counting(monkeypatch, _Parser, "parse_typed")
     texts = [json.dumps([{"product_id": "P-1", "quantity": "3", "unit_price": 4.5}])] * 40  # 5 blocks
 
-    parsed = parse_json_lists(
-        pa.array(texts, pa.large_string()),
-        ("product_id",),
-        ("quantity", "unit_price"),
-        integer_fields=("quantity",),
-        block=8,
-    )
+    parsed = _orders_items(texts)
 
     assert not parsed.invalid.any()
     assert {row[0]["quantity"] for row in parsed.lists.to_pylist()} == {"3"}
@@ -438,13 +437,7 @@ def test_a_bad_row_does_not_stop_the_typed_read_of_the_next_blocks(monkeypatch: 
     texts = [json.dumps([{"product_id": "P-1", "quantity": 3, "unit_price": "4.50"}])] * 40
     texts[3] = "[{broken"
 
-    parsed = parse_json_lists(
-        pa.array(texts, pa.large_string()),
-        ("product_id",),
-        ("quantity", "unit_price"),
-        integer_fields=("quantity",),
-        block=8,
-    )
+    parsed = _orders_items(texts)
 
     assert np.flatnonzero(parsed.invalid).tolist() == [3]
     assert len(typed) == 5
