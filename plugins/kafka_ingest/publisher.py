@@ -53,6 +53,11 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "delivery.timeout.ms": 60_000,
     "socket.timeout.ms": 30_000,
     "statistics.interval.ms": 10_000,
+    # Connect to every broker as soon as it is known, not when first needed: init_transactions()
+    # can only start once a broker learned from the cluster is up, and with sparse connections
+    # the first one is connected late, so in about half of the tries it waited out librdkafka's
+    # fixed 500 ms retry timer, once per file (see docs/performance.md).
+    "enable.sparse.connections": False,
 }
 
 #: What exactly-once needs; an operator or connection cannot override these.
