@@ -20,6 +20,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
@@ -220,9 +221,8 @@ class IngestionJob:
     def _ingest_file(self, path: str) -> FileSummary:
         name = _file_name(path)
         key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
-        # The producer is made before the file is hashed: librdkafka starts connecting when a
-        # producer is created, and init_transactions() called before any broker is up waits out a
-        # 500 ms retry timer (in half of the runs measured), once per file.
+        # The producer is made first: it connects to the cluster while the file is checked and
+        # hashed (see publisher.PRODUCER_DEFAULTS on sparse connections and init_transactions()).
         publisher = None if self.settings.dry_run else self._new_publisher(key)
         try:
             return self._publish_file(path, name, key, publisher)
@@ -246,16 +246,20 @@ class IngestionJob:
         """One file, resumed after its last checkpoint; ``publisher`` None: a dry run."""
         self._record_keys_before(name)
         state = file_state(path)
-        # Hashed before the transactions start, not beside them: the hash is what gives the new
-        # producer time to connect (see _ingest_file).
-        summary = FileSummary(file=path, fingerprint=fingerprint(path), checkpoint=key)
         if publisher is None:
+            summary = FileSummary(file=path, fingerprint=fingerprint(path), checkpoint=key)
             self._stream(path, summary, resume_after=0, publisher=None, key=key, state=state)
             summary.status = "dry run"
             return summary
         assert self._checkpoints is not None
-        publisher.init()
-        previous = self._checkpoints.load(key)
+        # The file is hashed while the transactions start and the checkpoint is read: hashing
+        # reads the whole file outside the GIL, the other two wait on the broker. Pinned here, so
+        # the hash and the read share one filesystem (one simplecache copy; see PinnedFile).
+        with ThreadPoolExecutor(1, thread_name_prefix="fingerprint") as hashing:
+            hashed = hashing.submit(fingerprint, pinned(path))
+            publisher.init()
+            previous = self._checkpoints.load(key)
+            summary = FileSummary(file=path, fingerprint=hashed.result(), checkpoint=key)
         resume_after = self._resume_position(path, summary, previous)
         if previous is not None and previous.complete and resume_after is None:
             summary.status = "already published"

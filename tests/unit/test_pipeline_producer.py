@@ -1,9 +1,11 @@
 """IngestionJob and its producer per file: made before the file is hashed, initialised only for a
-readable file, closed always."""
+readable file, closed always; the file is hashed while its transactions start and its checkpoint
+is read."""
 
 from __future__ import annotations
 
 import random
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -92,29 +94,38 @@ def test_a_producer_that_cannot_start_transactions_is_closed_too(tmp_path: Path)
     assert [producer.calls for producer in made] == [["init_transactions", "flush"]]
 
 
-def test_the_file_is_hashed_after_its_producer_is_made_and_before_transactions_start(
+def test_the_file_is_hashed_while_transactions_start_and_the_checkpoint_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The hash is what gives a new producer time to connect: init_transactions() called at once
-    waits out librdkafka's 500 ms PID timer in many tries (2 of 5 timed runs this session)."""
+    """The producer comes first; the hash then waits until the checkpoint read has begun: run one
+    after the other, they would never meet and the hash would time out."""
     extract = tmp_path / "part-0001.csv"
     write_rows(extract, [order_row(1, random.Random(1))])
+    reading = threading.Event()
     events: list[str] = []
+    hashed_on: list[str] = []
 
-    def fingerprint(path: str) -> str:
+    def fingerprint(path: Any) -> str:
         events.append("fingerprint")
+        hashed_on.append(threading.current_thread().name)
+        if not reading.wait(timeout=10):
+            raise AssertionError("the checkpoint was not being read while the file was hashed")
         return "sha256:same"
 
     class Checkpoints:
         topic = "checkpoints"
 
         def load(self, key: str) -> Checkpoint:
-            events.append("load")
+            reading.set()
             return Checkpoint(key=key, fingerprint="sha256:same", rows_done=1, complete=True, published=1)
 
     monkeypatch.setattr(pipeline, "fingerprint", fingerprint)
+    made: list[RecordingProducer] = []
 
-    [summary] = publishing_job([], checkpoints=Checkpoints(), events=events).run([str(extract)])
+    [summary] = publishing_job(made, checkpoints=Checkpoints(), events=events).run([str(extract)])
 
     assert summary.status == "already published"
-    assert events == ["producer", "fingerprint", "init_transactions", "load"]
+    assert summary.fingerprint == "sha256:same"
+    assert events[0] == "producer"
+    assert hashed_on != [threading.current_thread().name]
+    assert [producer.calls for producer in made] == [["init_transactions", "flush"]]
