@@ -21,8 +21,7 @@ evaluate at all, since a file half-checked must not be published.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ import pandas as pd
 
 from kafka_ingest.dedup import FIRST_OCCURRENCE_COLUMN
 from kafka_ingest.errors import PermanentError
+from kafka_ingest.gx_runs import lighter_gx_run
 from kafka_ingest.specs import Rule, TopicSpec
 
 KEY_UNIQUE_RULE = "key_unique_in_day"
@@ -119,7 +119,7 @@ class BatchValidator:
         self._check_flags(frame)
         if self._definition is None:
             self._definition = self._build()
-        with _without_fingerprint():
+        with lighter_gx_run():
             result = self._run(frame)
         return self._outcome(result.results, len(frame))
 
@@ -239,28 +239,6 @@ def _collect(failing: dict[str, list[np.ndarray]], order: list[str], rows: int) 
         for position in positions.tolist():
             failed.setdefault(position, []).append(name)
     return ValidationOutcome(valid, {position: tuple(names) for position, names in failed.items()})
-
-
-@contextmanager
-def _without_fingerprint() -> Iterator[None]:
-    """Skip GX's batch fingerprint for one run.
-
-    GX stamps every pandas batch with an MD5 over ``hash_pandas_object`` of all its cells, kept
-    only as result metadata that nothing here reads; on string columns it costs more than all the
-    expectations together (~1.4 µs per row). GX skips it above a size threshold, which is set to 0
-    for the run and restored after. If GX renames the knob, this quietly does nothing.
-    """
-    from great_expectations.execution_engine import pandas_execution_engine as engine
-
-    saved = getattr(engine, "HASH_THRESHOLD", None)
-    if saved is None:
-        yield
-        return
-    engine.HASH_THRESHOLD = 0
-    try:
-        yield
-    finally:
-        engine.HASH_THRESHOLD = saved
 
 
 def _expectation(rule: Rule) -> Any:

@@ -1,0 +1,169 @@
+"""lighter_gx_run: a GX run without the batch fingerprint, each expectation's configuration built
+once, the same results, and GX as it was once the last overlapping run has ended."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from collections.abc import Callable
+from contextlib import nullcontext
+from typing import Any
+
+import pytest
+from great_expectations.execution_engine import pandas_execution_engine as engine
+from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.registry import get_expectation_impl
+
+from kafka_ingest import validation
+from kafka_ingest.gx_runs import lighter_gx_run
+from kafka_ingest.testing.samples import order_row
+from kafka_ingest.testing.topic_tests import frame_of
+from kafka_ingest.topics.orders import ORDERS
+from kafka_ingest.validation import BatchValidator
+
+GX_CONFIGURATION = Expectation.__dict__["configuration"]
+GX_THRESHOLD = engine.HASH_THRESHOLD
+
+
+def expectation() -> Any:
+    in_set: Any = get_expectation_impl("expect_column_values_to_be_in_set")
+    return in_set(column="_flag", value_set=[True])
+
+
+def order(index: int, **changes: Any) -> dict[str, Any]:
+    row = dict(order_row(index, random.Random(index)))
+    return {**row, "items": json.dumps(row["items"]), **changes}
+
+
+def gx_as_it_was() -> bool:
+    return Expectation.__dict__["configuration"] is GX_CONFIGURATION and engine.HASH_THRESHOLD == GX_THRESHOLD
+
+
+def test_inside_a_run_an_expectation_keeps_its_first_configuration() -> None:
+    checked = expectation()
+    assert checked.configuration is not checked.configuration  # GX builds a new one per access
+
+    with lighter_gx_run():
+        kept = checked.configuration
+        assert checked.configuration is kept
+        assert expectation().configuration is not kept  # kept per object, not per type
+        assert engine.HASH_THRESHOLD == 0
+
+    assert kept == checked.configuration
+    assert checked.configuration is not checked.configuration
+    assert gx_as_it_was()
+
+
+def test_gx_is_restored_when_the_run_raises() -> None:
+    with pytest.raises(RuntimeError, match="expectation failed to run"), lighter_gx_run():
+        raise RuntimeError("expectation failed to run")
+    assert gx_as_it_was()
+
+
+def test_overlapping_runs_on_two_threads_restore_gx_only_when_the_last_ends() -> None:
+    first_inside, second_inside, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, Any] = {}
+
+    def first() -> None:
+        with lighter_gx_run():
+            first_inside.set()
+            second_inside.wait(10)
+        first_done.set()
+
+    def second() -> None:
+        first_inside.wait(10)
+        with lighter_gx_run():
+            second_inside.set()
+            first_done.wait(10)
+            checked = expectation()
+            seen["kept after the first ended"] = checked.configuration is checked.configuration
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert seen == {"kept after the first ended": True}
+    assert gx_as_it_was()
+
+
+def test_a_thread_outside_any_run_gets_gx_s_own_configuration_meanwhile() -> None:
+    inside, checked_elsewhere = threading.Event(), threading.Event()
+
+    def run() -> None:
+        with lighter_gx_run():
+            inside.set()
+            checked_elsewhere.wait(10)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    inside.wait(10)
+    try:
+        checked = expectation()
+        assert checked.configuration is not checked.configuration
+    finally:
+        checked_elsewhere.set()
+        thread.join(10)
+    assert gx_as_it_was()
+
+
+def test_a_validation_run_builds_far_fewer_configurations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GX makes a run's expectation objects afresh (~150 for the orders suite), then reads their
+    configurations ~1,170 times: kept, each object's is built once."""
+    validator = BatchValidator(ORDERS)
+    frame = ORDERS.prepare(frame_of(ORDERS, [order(1), order(2, currency="GBP")]))
+    validator.validate(frame)  # the suite and its context are built on the first run
+    builds = count_configuration_builds(monkeypatch)
+
+    validator.validate(frame)
+    lighter = len(builds)
+    with monkeypatch.context() as plain:
+        plain.setattr(validation, "lighter_gx_run", nullcontext)
+        validator.validate(frame)
+    as_gx_runs_it = len(builds) - lighter
+
+    assert 0 < 4 * lighter < as_gx_runs_it, (lighter, as_gx_runs_it)
+
+
+@pytest.mark.parametrize("lighter", [True, False], ids=["lighter", "as GX runs it"])
+def test_the_outcome_is_the_same_as_gx_alone(lighter: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [order(index) for index in range(300)]
+    for position in range(0, 300, 7):
+        rows[position]["currency"] = "usd"
+    for position in range(0, 300, 11):
+        rows[position]["created_at"] = "2026-03-01T12:00:00"
+    rows[5]["status"] = None
+    frame = ORDERS.prepare(frame_of(ORDERS, rows))
+    if not lighter:
+        monkeypatch.setattr(validation, "lighter_gx_run", nullcontext)
+
+    outcome = BatchValidator(ORDERS).validate(frame)
+
+    expected = {
+        position: tuple(
+            rule
+            for rule, failed in (
+                ("status_allowed", position == 5),
+                ("currency_allowed", position % 7 == 0),
+                ("created_at_with_offset", position % 11 == 0),
+            )
+            if failed
+        )
+        for position in range(300)
+    }
+    assert outcome.failed_rules == {position: rules for position, rules in expected.items() if rules}
+
+
+def count_configuration_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count GX's configuration builds: a run's kept configurations are built by this property too."""
+    builds: list[int] = []
+    build: Callable[[Any], Any] = GX_CONFIGURATION.fget
+
+    def counted(self: Any) -> Any:
+        builds.append(1)
+        return build(self)
+
+    monkeypatch.setattr(Expectation, "configuration", property(counted))
+    return builds
