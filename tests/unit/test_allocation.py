@@ -39,13 +39,20 @@ def _fastbin_blocks_after_freeing_small_blocks() -> int:
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
     libc.free.argtypes = (ctypes.c_void_p,)
     libc.mallinfo2.restype = _MallInfo2
-    libc.malloc_trim(0)  # start from empty fastbins
-    blocks = [libc.malloc(48) for _ in range(2_000)]
-    for block in blocks[::2]:  # every other block: neighbours stay in use, nothing merges away
-        libc.free(block)
-    held = int(libc.mallinfo2().smblks)
-    for block in blocks[1::2]:
-        libc.free(block)
+    collecting = gc.isenabled()
+    gc.disable()  # a collection in between could make glibc merge the fastbins before they are counted
+    try:
+        libc.malloc_trim(0)  # start from empty fastbins
+        blocks = [libc.malloc(48) for _ in range(2_000)]
+        first, second = blocks[::2], blocks[1::2]
+        for block in first:  # every other block: neighbours stay in use, nothing merges away
+            libc.free(block)
+        held = int(libc.mallinfo2().smblks)
+        for block in second:
+            libc.free(block)
+    finally:
+        if collecting:
+            gc.enable()
     return held
 
 
