@@ -119,6 +119,8 @@ class FakeCluster:
     stalls: int = 0
     created: list[Any] = field(default_factory=list)
     admin_configs: list[dict[str, Any]] = field(default_factory=list)
+    #: the topic each metadata request asked for (None: the whole cluster)
+    metadata_asked: list[str | None] = field(default_factory=list)
     consumers: list[FakeConsumer] = field(default_factory=list)
 
     def admin(self, config: dict[str, Any]) -> FakeAdmin:
@@ -136,10 +138,15 @@ class FakeAdmin:
         self._cluster = cluster
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        """As librdkafka answers: asked for one topic, that topic only (an error if it is missing)."""
+        self._cluster.metadata_asked.append(topic)
         topics = {
-            name: SimpleNamespace(partitions=dict.fromkeys(range(count)))
+            name: SimpleNamespace(partitions=dict.fromkeys(range(count)), error=None)
             for name, count in self._cluster.partitions.items()
+            if topic is None or name == topic
         }
+        if topic is not None and topic not in topics:
+            topics[topic] = SimpleNamespace(partitions={}, error=KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART))
         return SimpleNamespace(topics=topics)
 
     def create_topics(self, new_topics: Sequence[Any]) -> dict[str, Future[None]]:
@@ -226,6 +233,29 @@ def test_partition_creates_a_missing_compacted_checkpoint_topic(cluster: FakeClu
     assert store(cluster).partition(KEY) == 0
     (created,) = cluster.created
     assert (created.topic, created.num_partitions, created.config["cleanup.policy"]) == (TOPIC, 1, "compact")
+
+
+def test_the_topic_is_looked_up_alone_not_with_the_whole_cluster(cluster: FakeCluster) -> None:
+    cluster.partitions["other.topic"] = 3
+    store(cluster).partition(KEY)
+    assert cluster.metadata_asked == [TOPIC]
+
+
+def test_the_clients_never_auto_create_topics_and_connect_at_once(cluster: FakeCluster) -> None:
+    """A metadata request must not create the checkpoint topic: made that way it is not compacted."""
+    cluster.partitions.clear()
+    cluster.logs[0] = [entry(ckpt(100))]
+    store(cluster).load(KEY)
+    configs = [*cluster.admin_configs, cluster.consumers[0].config]
+    assert all(config["allow.auto.create.topics"] is False for config in configs)
+    assert all(config["enable.sparse.connections"] is False for config in configs)
+
+
+def test_a_connection_may_keep_sparse_connections_but_not_auto_creation(cluster: FakeCluster) -> None:
+    settings = {**CLIENT, "enable.sparse.connections": True, "allow.auto.create.topics": True}
+    CheckpointStore(TOPIC, client_config=settings, consumer_factory=cluster.consumer).partition(KEY)  # type: ignore[arg-type]
+    (config,) = cluster.admin_configs
+    assert (config["enable.sparse.connections"], config["allow.auto.create.topics"]) == (True, False)
 
 
 def test_load_of_an_empty_partition_is_none_without_reading_it(cluster: FakeCluster) -> None:
