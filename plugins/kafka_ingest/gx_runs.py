@@ -31,7 +31,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _runs = 0
-_saved: dict[str, Any] = {}
+_saved_threshold: int | None = None  # GX's fingerprint threshold while a run has it at 0
 _built_by_gx: Any = None  # GX's configuration property once seen; never cleared (_kept_configuration)
 _thread = threading.local()  # .kept: {id(expectation): (expectation, configuration)} inside a run
 
@@ -50,7 +50,7 @@ def lighter_gx_run() -> Iterator[None]:
 
 
 def _switch_on() -> None:
-    global _runs, _built_by_gx
+    global _runs, _built_by_gx, _saved_threshold
     from great_expectations.execution_engine import pandas_execution_engine as engine
     from great_expectations.expectations.expectation import Expectation
 
@@ -58,18 +58,17 @@ def _switch_on() -> None:
         _runs += 1
         if _runs > 1:
             return
-        threshold = getattr(engine, "HASH_THRESHOLD", None)
-        if threshold is not None:
-            _saved["threshold"] = threshold
+        _saved_threshold = getattr(engine, "HASH_THRESHOLD", None)
+        if _saved_threshold is not None:
             engine.HASH_THRESHOLD = 0
         configuration = Expectation.__dict__.get("configuration")
         if isinstance(configuration, property) and configuration.fget is not None:
-            _saved["configuration"] = _built_by_gx = configuration
+            _built_by_gx = configuration
             Expectation.configuration = property(_kept_configuration)  # type: ignore[method-assign,assignment]
 
 
 def _switch_off() -> None:
-    global _runs
+    global _runs, _saved_threshold
     from great_expectations.execution_engine import pandas_execution_engine as engine
     from great_expectations.expectations.expectation import Expectation
 
@@ -77,10 +76,11 @@ def _switch_off() -> None:
         _runs -= 1
         if _runs > 0:
             return
-        if "threshold" in _saved:
-            engine.HASH_THRESHOLD = _saved.pop("threshold")
-        if "configuration" in _saved:
-            Expectation.configuration = _saved.pop("configuration")  # type: ignore[method-assign]
+        if _saved_threshold is not None:
+            engine.HASH_THRESHOLD, _saved_threshold = _saved_threshold, None
+        installed = Expectation.__dict__.get("configuration")
+        if isinstance(installed, property) and installed.fget is _kept_configuration:
+            Expectation.configuration = _built_by_gx  # type: ignore[method-assign]
 
 
 def _kept_configuration(expectation: Any) -> Any:
