@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka import KafkaError, KafkaException
 
 from kafka_ingest.batches import Headers
 from kafka_ingest.errors import PermanentError
@@ -62,7 +62,7 @@ class FakeProducer:
         self.refuse_at_produce: Refusal = lambda message: None
         self.refuse_at_delivery: Refusal = lambda message: None
         self._scripted: dict[str, list[BaseException]] = {}
-        self._open: list[tuple[Produced, Callable[[KafkaError | None, Message], None]]] = []
+        self._open: list[Produced] = []
 
     def script(self, method: str, *errors: BaseException) -> None:
         """The next calls of ``method`` raise ``errors``, one each, then succeed."""
@@ -98,7 +98,7 @@ class FakeProducer:
         refusal = self.refuse_at_produce(message)
         if refusal is not None:
             raise KafkaException(refusal)
-        self._open.append((message, on_delivery))
+        self._open.append(message)
 
     def poll(self, timeout: float) -> int:
         self.calls.append("poll")
@@ -107,19 +107,13 @@ class FakeProducer:
     def commit_transaction(self, timeout: float) -> None:
         self._call("commit_transaction")
         failed = None
-        for message, on_delivery in self._open:
-            error = self.refuse_at_delivery(message)
-            failed = failed or error
-            delivered = Message(
-                topic=message.topic, value=message.value, key=message.key, headers=message.headers
-            )
-            if on_delivery is not None:
-                on_delivery(error, delivered)
+        for message in self._open:
+            failed = failed or self.refuse_at_delivery(message)
         if failed is not None:
             raise KafkaException(
                 KafkaError(failed.code(), "Failed to flush all messages", txn_requires_abort=True)
             )
-        self.committed.append([message for message, _ in self._open])
+        self.committed.append(list(self._open))
         self._open.clear()
 
     def abort_transaction(self, timeout: float) -> None:
