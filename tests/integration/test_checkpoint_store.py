@@ -1,8 +1,13 @@
-"""CheckpointStore against the local broker: the checkpoint topic it creates is compacted."""
+"""CheckpointStore against the local broker: the checkpoint topic it creates is compacted, and
+a new store reads its offsets without waiting out librdkafka's leader-query timer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -29,3 +34,36 @@ def test_a_missing_checkpoint_topic_is_created_compacted_not_auto_created(
     partitions = admin.list_topics(topic=name, timeout=30).topics[name].partitions
     assert (config["cleanup.policy"].value, len(partitions)) == ("compact", 1)
     assert store.partition("any/file.csv") == 0
+
+
+@contextmanager
+def _cores_busy() -> Iterator[None]:
+    """Four processes spinning on the two cores: the race below shows on a busy machine."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def test_a_new_store_reads_its_offsets_without_the_3_s_leader_query_retry(
+    kafka_bootstrap: str, unique_topic: Callable[[str], str]
+) -> None:
+    """Each task makes a new store and reads its file's checkpoint. With a new admin client per
+    offset request, a client's first ``list_offsets`` could send its leader query on the bootstrap
+    connection just as librdkafka dropped it, and wait 3 s for the retry timer (this test failed
+    that way with such clients; see ``CheckpointStore._admin``)."""
+    name = unique_topic("checkpoints")
+    config = {"bootstrap.servers": kafka_bootstrap}
+    CheckpointStore(name, client_config=config).ensure_topic()
+    seconds = []
+    with _cores_busy():
+        for _ in range(200):
+            started = time.monotonic()
+            store = CheckpointStore(name, client_config=config)
+            store.ensure_topic()  # as build_job does, before the file's checkpoint is read
+            assert store.load("orders/2026-01-15/part-0001.csv") is None
+            seconds.append(time.monotonic() - started)
+    assert max(seconds) < 1.5, f"slowest starts: {sorted(seconds)[-3:]}"

@@ -122,6 +122,8 @@ class FakeCluster:
     #: the topic each metadata request asked for (None: the whole cluster)
     metadata_asked: list[str | None] = field(default_factory=list)
     consumers: list[FakeConsumer] = field(default_factory=list)
+    #: (which admin client, what it was asked), in order
+    admin_calls: list[tuple[int, str]] = field(default_factory=list)
 
     def admin(self, config: dict[str, Any]) -> FakeAdmin:
         self.admin_configs.append(config)
@@ -140,6 +142,7 @@ class FakeAdmin:
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
         """As librdkafka answers: asked for one topic, that topic only (an error if it is missing)."""
         self._cluster.metadata_asked.append(topic)
+        self._cluster.admin_calls.append((id(self), "list_topics"))
         topics = {
             name: SimpleNamespace(partitions=dict.fromkeys(range(count)), error=None)
             for name, count in self._cluster.partitions.items()
@@ -156,6 +159,8 @@ class FakeAdmin:
         return {new.topic: _done(None) for new in new_topics}
 
     def list_offsets(self, request: dict[TopicPartition, Any], isolation_level: Any = None) -> Any:
+        self._cluster.admin_calls.append((id(self), "list_offsets"))
+
         def offset(tp: TopicPartition, spec: Any) -> int:
             if spec == OffsetSpec.earliest():
                 return self._cluster.starts.get(tp.partition, 0)
@@ -256,6 +261,16 @@ def test_a_connection_may_keep_sparse_connections_but_not_auto_creation(cluster:
     CheckpointStore(TOPIC, client_config=settings, consumer_factory=cluster.consumer).partition(KEY)  # type: ignore[arg-type]
     (config,) = cluster.admin_configs
     assert (config["enable.sparse.connections"], config["allow.auto.create.topics"]) == (True, False)
+
+
+def test_offsets_are_asked_by_the_one_client_that_listed_the_topic_first(cluster: FakeCluster) -> None:
+    """A new admin client's first ``list_offsets`` may wait 3 s for librdkafka's leader-query
+    retry (see ``CheckpointStore._admin``); one that has answered ``list_topics`` does not."""
+    cluster.logs[partition_for(KEY, 12)] = [entry(ckpt(100))]
+    store(cluster).load(KEY)
+    clients = {client for client, _ in cluster.admin_calls}
+    assert (len(cluster.admin_configs), len(clients)) == (1, 1)
+    assert [call for _, call in cluster.admin_calls] == ["list_topics", "list_offsets", "list_offsets"]
 
 
 def test_load_of_an_empty_partition_is_none_without_reading_it(cluster: FakeCluster) -> None:
