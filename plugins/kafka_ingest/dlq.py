@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka_ingest.batches import Headers, RejectedRow
-from kafka_ingest.pan import scrub_pans
+from kafka_ingest.pan import may_hold_pans, scrub_pans
 from kafka_ingest.specs import TopicSpec
 
 #: Envelopes stay below librdkafka's and the broker's default 1 MB message limit.
@@ -89,17 +89,22 @@ class DlqEnvelopeBuilder:
             "original": self._masked_original(rejected.original),
             "truncated": False,
         }
-        return self._bounded(envelope)
+        text = _json(envelope)
+        # One scan of the whole envelope instead of one per value of the original: most rows hold
+        # no twelve digits close together anywhere, and then scrubbing could change nothing.
+        if may_hold_pans(text):
+            envelope["original"] = _scrubbed(envelope["original"])
+            text = _json(envelope)
+        return self._bounded(envelope, text.encode())
 
     def _masked_original(self, original: Mapping[str, Any] | str | None) -> Any:
-        if original is None:
-            return None
-        if isinstance(original, str):
-            return scrub_pans(original)
-        return {str(column): _scrubbed(value) for column, value in self._spec.mask_row(original).items()}
+        """The row as read with the spec's sensitive columns masked (free text is scrubbed by
+        :meth:`build`)."""
+        if original is None or isinstance(original, str):
+            return original
+        return {str(column): value for column, value in self._spec.mask_row(original).items()}
 
-    def _bounded(self, envelope: dict[str, Any]) -> bytes:
-        encoded = _dumps(envelope)
+    def _bounded(self, envelope: dict[str, Any], encoded: bytes) -> bytes:
         if len(encoded) <= self._max_bytes:
             return encoded
         envelope["truncated"] = True
@@ -160,5 +165,13 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
 
 
+#: ``json.dumps`` with these arguments would make a new encoder for every envelope.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _json(envelope: Mapping[str, Any]) -> str:
+    return _ENCODER.encode(envelope)
+
+
 def _dumps(envelope: Mapping[str, Any]) -> bytes:
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+    return _json(envelope).encode()

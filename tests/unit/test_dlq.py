@@ -300,3 +300,53 @@ def test_text_skipped_by_the_twelve_digit_precheck_is_text_the_full_scrub_keeps(
     full scrub (every digit run judged) must agree on every input."""
     full = pan._DIGIT_RUN.sub(lambda run: pan._mask_run(run.group(0)), text)
     assert pan.scrub_pans(text) == full
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from(list("0123456789 -a.٣\n")), max_size=60))
+def test_may_hold_pans_is_true_wherever_twelve_digits_could_form_a_card_number(text: str) -> None:
+    """The byte-level check may answer True for text no card number fits (then the full scrub
+    decides), never False for text one could: every match of the card-number shape counts."""
+    if re.search(r"[0-9](?:[ -]?[0-9]){11}", text):
+        assert pan.may_hold_pans(text)
+    assert pan.may_hold_pans(f'{{"note":{json.dumps(text, ensure_ascii=False)}}}') == pan.may_hold_pans(text)
+
+
+_FREE_TEXT = st.one_of(
+    st.text(st.sampled_from(list("0123456789 -x")), max_size=40),
+    st.sampled_from(["4111 1111 1111 1111", "5500-0000-0000-0004", f"paid {CARD}.", "ORD-20260115000001"]),
+    _TEXT,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    original=st.one_of(
+        st.dictionaries(st.sampled_from(["payment_number", "card_number", "note", "extra"]), _FREE_TEXT),
+        _FREE_TEXT,
+        st.lists(_FREE_TEXT, max_size=3).map(lambda surplus: {"note": "x", "surplus": surplus}),
+    ),
+    message=_FREE_TEXT,
+)
+def test_one_check_of_the_envelope_gives_what_scrubbing_each_value_gives(original: Any, message: str) -> None:
+    """The builder scans the encoded envelope once and scrubs the original's values only when the
+    scan finds digits enough: the same bytes as scrubbing every value of it, one by one."""
+    row = rejected(original, message=message)
+    builder = DlqEnvelopeBuilder(spec(), RUN)
+    got = json.loads(builder.build(row, SOURCE))
+    masked = spec().mask_row(original) if isinstance(original, dict) else original
+    expected = (
+        {key: _every_value_scrubbed(value) for key, value in masked.items()}
+        if isinstance(masked, dict)
+        else _every_value_scrubbed(masked)
+    )
+    assert got["original"] == expected
+    assert got["error_message"] == pan.scrub_pans(message)
+
+
+def _every_value_scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return pan.scrub_pans(value)
+    if isinstance(value, list):
+        return [_every_value_scrubbed(item) for item in value]
+    return value
