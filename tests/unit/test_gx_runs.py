@@ -1,5 +1,6 @@
 """lighter_gx_run: a GX run without the batch fingerprint, each expectation's configuration built
-once, the same results, and GX as it was once the last overlapping run has ended."""
+once, each metric id hashed once per content, the same results, and GX as it was once the last
+overlapping run has ended."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contextlib import nullcontext
 from typing import Any
 
 import pytest
+from great_expectations.core.id_dict import IDDict
 from great_expectations.execution_engine import pandas_execution_engine as engine
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.registry import get_expectation_impl
@@ -24,6 +26,7 @@ from kafka_ingest.validation import BatchValidator
 
 GX_CONFIGURATION = Expectation.__dict__["configuration"]
 GX_THRESHOLD = engine.HASH_THRESHOLD
+GX_TO_ID = IDDict.__dict__["to_id"]
 
 
 def expectation() -> Any:
@@ -37,7 +40,11 @@ def order(index: int, **changes: Any) -> dict[str, Any]:
 
 
 def gx_as_it_was() -> bool:
-    return Expectation.__dict__["configuration"] is GX_CONFIGURATION and engine.HASH_THRESHOLD == GX_THRESHOLD
+    return (
+        Expectation.__dict__["configuration"] is GX_CONFIGURATION
+        and engine.HASH_THRESHOLD == GX_THRESHOLD
+        and IDDict.__dict__["to_id"] is GX_TO_ID
+    )
 
 
 def test_inside_a_run_an_expectation_keeps_its_first_configuration() -> None:
@@ -127,6 +134,57 @@ def test_a_validation_run_builds_far_fewer_configurations(monkeypatch: pytest.Mo
     assert 0 < 4 * lighter < as_gx_runs_it, (lighter, as_gx_runs_it)
 
 
+def test_inside_a_run_a_metric_id_is_hashed_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashed = count_id_computations(monkeypatch)
+    domain = {"batch_id": "orders_0-orders_0", "column": "_flag", "row_condition": None, "table": None}
+    expected = GX_TO_ID(IDDict(domain))
+    hashed.clear()
+
+    with lighter_gx_run():
+        ids = [IDDict(domain).to_id() for _ in range(5)]
+        changed = IDDict(domain)
+        changed["column"] = "_other"
+        other = changed.to_id()
+
+    assert ids == [expected] * 5
+    assert other == GX_TO_ID(IDDict({**domain, "column": "_other"}))
+    assert len(hashed) == 2  # once for each content
+    assert IDDict(domain).to_id() == expected  # outside the run: GX (here counted) each time
+    assert len(hashed) == 3
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1, True, "1", None], [0.0, -0.0, 0], [[True], (True,)]],
+    ids=["int, bool, str and None", "floats", "lists"],
+)
+def test_values_that_look_alike_keep_the_ids_gx_gives_them(values: list[Any]) -> None:
+    """An id is kept by content with each value's type, and only for str, int, bool and None:
+    ``1 == True == 1.0`` and ``0.0 == -0.0`` in Python, but not in GX's JSON of them."""
+    dicts = [IDDict({"batch_id": "b", "value": value}) for value in values]
+    with lighter_gx_run():
+        inside = [(d.to_id(), d.to_id()) for d in dicts]
+    assert inside == [(GX_TO_ID(d), GX_TO_ID(d)) for d in dicts]
+
+
+def test_a_validation_run_hashes_far_fewer_metric_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orders suite names ~1,150 metric configurations per run; most are the same few domain
+    dicts (the value kwargs holding lists, ~60 a run, still go to GX each time)."""
+    validator = BatchValidator(ORDERS)
+    frame = ORDERS.prepare(frame_of(ORDERS, [order(1), order(2, currency="GBP")]))
+    validator.validate(frame)
+    hashed = count_id_computations(monkeypatch)
+
+    validator.validate(frame)
+    lighter = len(hashed)
+    with monkeypatch.context() as plain:
+        plain.setattr(validation, "lighter_gx_run", nullcontext)
+        validator.validate(frame)
+    as_gx_runs_it = len(hashed) - lighter
+
+    assert 0 < 5 * lighter < as_gx_runs_it, (lighter, as_gx_runs_it)
+
+
 @pytest.mark.parametrize("lighter", [True, False], ids=["lighter", "as GX runs it"])
 def test_the_outcome_is_the_same_as_gx_alone(lighter: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [order(index) for index in range(300)]
@@ -167,3 +225,16 @@ def count_configuration_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(Expectation, "configuration", property(counted))
     return builds
+
+
+def count_id_computations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count GX's metric-id hashes (two keys or more: GX's own shortcut below that is not counted)."""
+    hashed: list[int] = []
+
+    def counted(self: Any, id_keys: Any = None, id_ignore_keys: Any = None) -> Any:
+        if len(self) >= 2:
+            hashed.append(1)
+        return GX_TO_ID(self, id_keys, id_ignore_keys)
+
+    monkeypatch.setattr(IDDict, "to_id", counted)
+    return hashed
