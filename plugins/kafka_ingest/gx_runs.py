@@ -1,9 +1,9 @@
 """Make a GX Core validation run cheaper without changing what it finds.
 
 GX's cost per run is almost all fixed (the metric graph it builds for the suite), and this
-project runs it ten times per million rows while the other stages wait for the GIL it holds. Two
+project runs it ten times per million rows while the other stages wait for the GIL it holds. Three
 things in that fixed cost are work whose result nothing here uses, or work done again and again
-for the same answer; :func:`lighter_gx_run` switches both off for the length of a run:
+for the same answer; :func:`lighter_gx_run` switches them off for the length of a run:
 
 * **the batch fingerprint**: GX stamps every pandas batch with an MD5 over ``hash_pandas_object``
   of all its cells, kept only as result metadata that nothing here reads; on string columns it
@@ -49,7 +49,8 @@ _ID_SCALARS = frozenset({str, int, bool, type(None)})
 
 @contextmanager
 def lighter_gx_run() -> Iterator[None]:
-    """For the length of a GX run on this thread: no batch fingerprint, each configuration built once."""
+    """For the length of a GX run on this thread: no batch fingerprint, each configuration built
+    once, each metric id hashed once per content."""
     _switch_on()
     outer, outer_ids = getattr(_thread, "kept", None), getattr(_thread, "ids", None)
     _thread.kept = outer if outer is not None else {}

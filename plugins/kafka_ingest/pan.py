@@ -61,8 +61,8 @@ def scrub_pans(text: str) -> str:
 
 def may_hold_pans(text: str) -> bool:
     """Whether :func:`scrub_pans` could change ``text``, or any text that ``text`` holds verbatim
-    (a JSON document holds its strings verbatim but for escapes, and no escape makes or hides
-    digits, spaces or dashes).
+    (a JSON document holds its strings so, but for escapes: no escape stands for a digit, space or
+    dash, and the digits an escape like ``\u0012`` adds can only make the answer yes).
 
     False only when, with every space and dash removed, no twelve digits are left in a row; a card
     number's digits (at most one space or dash between two of them) always would be. The check
