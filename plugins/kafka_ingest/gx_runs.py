@@ -14,8 +14,7 @@ for the same answer; :func:`lighter_gx_run` switches them off for the length of 
   read, ~1,170 times per run of the orders suite (a third of GX's time: 0.110 -> 0.075 CPU s per
   run, measured on two batches' rows that can fail). GX makes a run's expectation objects from
   their configurations and none of them changes during the run, so the first configuration built
-  for an object is kept, by object, until the run ends.
-
+  for an object is kept, by object, until the run ends;
 * **metric ids, hashed again and again**: GX names every metric configuration by an MD5 over the
   JSON of its domain and value kwargs (``IDDict.to_id``, ~24 µs for a four-key domain), ~1,150
   times per run for 15 distinct dicts. Within a run the id of a dict whose values are all

@@ -119,17 +119,7 @@ def test_a_thread_outside_any_run_gets_gx_s_own_configuration_meanwhile() -> Non
 def test_a_validation_run_builds_far_fewer_configurations(monkeypatch: pytest.MonkeyPatch) -> None:
     """GX makes a run's expectation objects afresh (~150 for the orders suite), then reads their
     configurations ~1,170 times: kept, each object's is built once."""
-    validator = BatchValidator(ORDERS)
-    frame = ORDERS.prepare(frame_of(ORDERS, [order(1), order(2, currency="GBP")]))
-    validator.validate(frame)  # the suite and its context are built on the first run
-    builds = count_configuration_builds(monkeypatch)
-
-    validator.validate(frame)
-    lighter = len(builds)
-    with monkeypatch.context() as plain:
-        plain.setattr(validation, "lighter_gx_run", nullcontext)
-        validator.validate(frame)
-    as_gx_runs_it = len(builds) - lighter
+    lighter, as_gx_runs_it = counted_in_one_run_each_way(count_configuration_builds, monkeypatch)
 
     assert 0 < 4 * lighter < as_gx_runs_it, (lighter, as_gx_runs_it)
 
@@ -170,17 +160,7 @@ def test_values_that_look_alike_keep_the_ids_gx_gives_them(values: list[Any]) ->
 def test_a_validation_run_hashes_far_fewer_metric_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """The orders suite names ~1,150 metric configurations per run; most are the same few domain
     dicts (the value kwargs holding lists, ~60 a run, still go to GX each time)."""
-    validator = BatchValidator(ORDERS)
-    frame = ORDERS.prepare(frame_of(ORDERS, [order(1), order(2, currency="GBP")]))
-    validator.validate(frame)
-    hashed = count_id_computations(monkeypatch)
-
-    validator.validate(frame)
-    lighter = len(hashed)
-    with monkeypatch.context() as plain:
-        plain.setattr(validation, "lighter_gx_run", nullcontext)
-        validator.validate(frame)
-    as_gx_runs_it = len(hashed) - lighter
+    lighter, as_gx_runs_it = counted_in_one_run_each_way(count_id_computations, monkeypatch)
 
     assert 0 < 5 * lighter < as_gx_runs_it, (lighter, as_gx_runs_it)
 
@@ -212,6 +192,24 @@ def test_the_outcome_is_the_same_as_gx_alone(lighter: bool, monkeypatch: pytest.
         for position in range(300)
     }
     assert outcome.failed_rules == {position: rules for position, rules in expected.items() if rules}
+
+
+def counted_in_one_run_each_way(
+    count: Callable[[pytest.MonkeyPatch], list[int]], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, int]:
+    """What ``count`` counts in one validation run of two orders made lighter, then in one run as
+    GX runs it (after a first run, which builds the suite and its context)."""
+    validator = BatchValidator(ORDERS)
+    frame = ORDERS.prepare(frame_of(ORDERS, [order(1), order(2, currency="GBP")]))
+    validator.validate(frame)
+    counted = count(monkeypatch)
+
+    validator.validate(frame)
+    lighter = len(counted)
+    with monkeypatch.context() as plain:
+        plain.setattr(validation, "lighter_gx_run", nullcontext)
+        validator.validate(frame)
+    return lighter, len(counted) - lighter
 
 
 def count_configuration_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
