@@ -87,10 +87,10 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     import great_expectations  # noqa: F401  (import cost is not the pipeline's throughput)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from kafka_ingest.allocation import tuned_for_ingestion
     from kafka_ingest.dlq import RunInfo
-    from kafka_ingest.metrics import NullSink, TopicMetrics
     from kafka_ingest.pipeline import JobSettings, summarize
+    from kafka_ingest.runtime.allocation import tuned_for_ingestion
+    from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
     from kafka_ingest.topics.orders import ORDERS
     from kafka_ingest.wiring import build_job
 
@@ -183,7 +183,7 @@ def _valid_tables(task: dict[str, Any]) -> tuple[list[bytes], list[Any]]:
 def _schema_id(topic: str) -> tuple[Any, int]:
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from kafka_ingest.serde import load_schema, resolve_schema_id
+    from kafka_ingest.registry import load_schema, resolve_schema_id
     from kafka_ingest.topics.orders import ORDERS
 
     schema = load_schema(ORDERS.schema_path)
@@ -224,7 +224,7 @@ def _produce_batches(
 
 def limit_fastavro(task: dict[str, Any]) -> dict[str, Any]:
     """Pre-parsed dicts → fastavro record by record → the same transactional producer, per batch."""
-    from kafka_ingest.serde import AvroEncoder, records_from_table
+    from kafka_ingest.encode.avro import AvroEncoder, records_from_table
 
     keys, tables = _valid_tables(task)
     records = [record for table in tables for record in records_from_table(table)]
@@ -238,7 +238,7 @@ def limit_fastavro(task: dict[str, Any]) -> dict[str, Any]:
 
 def limit_bytes(task: dict[str, Any]) -> dict[str, Any]:
     """Values encoded before the clock starts: only the transactional produce loop is timed."""
-    from kafka_ingest.encoding import ColumnarTableEncoder
+    from kafka_ingest.encode.table import ColumnarTableEncoder
 
     keys, tables = _valid_tables(task)
     topic = _topic(task)

@@ -172,7 +172,7 @@ def list_day_files(extracts_root: str, dataset: str, ds: str | None = None) -> l
     """The day's part files, by name; a complete day with none is fine but worth a warning."""
     import logging
 
-    from kafka_ingest.sources import resolve_extract_files
+    from kafka_ingest.read import resolve_extract_files
 
     folder = day_folder(extracts_root, dataset, str(ds))
     files = [str(f) for f in resolve_extract_files(folder)]

@@ -23,7 +23,6 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import PurePosixPath
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -31,15 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import Producer
 
-from kafka_ingest.allocation import tuned_for_ingestion
 from kafka_ingest.batches import Headers, ReadBatch, RejectedRow
 from kafka_ingest.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
-from kafka_ingest.dedup import DuplicateIndex, SeenKeys
 from kafka_ingest.dlq import DlqEnvelopeBuilder, RunInfo, SourceInfo, dlq_headers, dlq_key
-from kafka_ingest.encoding import TableEncoder
+from kafka_ingest.encode.table import TableEncoder
 from kafka_ingest.errors import PermanentError
-from kafka_ingest.metrics import TopicMetrics
-from kafka_ingest.prefetch import prefetch
 from kafka_ingest.publisher import (
     BatchToPublish,
     BudgetExceeded,
@@ -47,16 +42,21 @@ from kafka_ingest.publisher import (
     RecordColumns,
     TransactionalPublisher,
 )
-from kafka_ingest.readers import (
+from kafka_ingest.read import (
     ExtractPath,
-    ExtractReadError,
+    check_unchanged,
+    file_name,
     file_state,
     fingerprint,
     pinned,
     read_extract,
 )
+from kafka_ingest.runtime.allocation import tuned_for_ingestion
+from kafka_ingest.runtime.metrics import TopicMetrics
+from kafka_ingest.runtime.prefetch import prefetch
 from kafka_ingest.specs import Stage, TopicSpec
-from kafka_ingest.validation import BatchValidator, ValidationOutcome
+from kafka_ingest.validate.dedup import DuplicateIndex, SeenKeys
+from kafka_ingest.validate.validator import BatchValidator, ValidationOutcome
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -182,11 +182,11 @@ class IngestionJob:
 
     def run(self, files: Sequence[str], day_files: Sequence[str] | None = None) -> list[FileSummary]:
         """Publish ``files`` in name order; ``day_files`` (default: ``files``) scope the duplicate rule."""
-        ordered = sorted(files, key=_file_name)
+        ordered = sorted(files, key=file_name)
         with tuned_for_ingestion():
             self._fence_earlier_attempts(ordered[1:])
             if self.spec.unique_key:
-                self._duplicates = self._duplicate_rule(sorted(day_files or files, key=_file_name), ordered)
+                self._duplicates = self._duplicate_rule(sorted(day_files or files, key=file_name), ordered)
             summaries = []
             for path in ordered:
                 summary = self._ingest_file(path)
@@ -210,7 +210,7 @@ class IngestionJob:
         if self.settings.dry_run or self._producer_factory is None:
             return
         for path in files:
-            name = _file_name(path)
+            name = file_name(path)
             key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
             publisher = self._new_publisher(key)
             publisher.init()
@@ -219,7 +219,7 @@ class IngestionJob:
     # -- one file -------------------------------------------------------------------------
 
     def _ingest_file(self, path: str) -> FileSummary:
-        name = _file_name(path)
+        name = file_name(path)
         key = checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, name)
         # The producer is made first: it connects to the cluster while the file is checked and
         # hashed (see publisher.PRODUCER_DEFAULTS on sparse connections and init_transactions()).
@@ -352,10 +352,10 @@ class IngestionJob:
                     progress.update(summary.rows_read)
                     continue
                 checkpoint.rows_done = batch.last_row
-                _check_unchanged(path, state)
+                check_unchanged(path, state)
                 self._commit(prepared, source, summary, checkpoint, publisher)
                 progress.update(summary.rows_read)
-        _check_unchanged(path, state)
+        check_unchanged(path, state)
         progress.done(summary)
         return checkpoint
 
@@ -465,7 +465,7 @@ class IngestionJob:
         first = None
         if self.spec.unique_key:
             keys = table.column(self.spec.key_field)
-            first = self._duplicates.is_first_occurrence(_file_name(batch.file), rows, keys)
+            first = self._duplicates.is_first_occurrence(file_name(batch.file), rows, keys)
         if resume_after and batch.last_row <= resume_after:
             return _Parsed(batch.file, None, rows[:0], [], batch.rows_read)
         if resume_after:
@@ -572,7 +572,7 @@ class IngestionJob:
         take = pa.array(positions)
         numbers = pa.array(rows[positions])
         row_text = pc.cast(numbers, pa.string())
-        correlation = _correlation_prefix(self.spec.topic, self.settings.extract_date, _file_name(path))
+        correlation = _correlation_prefix(self.spec.topic, self.settings.extract_date, file_name(path))
         return RecordColumns(
             self.spec.topic,
             records,
@@ -637,17 +637,17 @@ class IngestionJob:
         other files up to its last one are key-scanned when their turn comes. Otherwise (files
         outside the day's listing) it pre-scans the scope into a :class:`DuplicateIndex`.
         """
-        last = _file_name(files[-1]) if files else ""
-        scope = [f for f in day_files if _file_name(f) <= last]
-        publishing = {_file_name(f) for f in files}
-        if not publishing <= {_file_name(f) for f in scope}:
+        last = file_name(files[-1]) if files else ""
+        scope = [f for f in day_files if file_name(f) <= last]
+        publishing = {file_name(f) for f in files}
+        if not publishing <= {file_name(f) for f in scope}:
             return DuplicateIndex.build(self._key_chunks(scope))
-        self._unrecorded = [f for f in scope if _file_name(f) not in publishing]
+        self._unrecorded = [f for f in scope if file_name(f) not in publishing]
         return SeenKeys()
 
     def _record_keys_before(self, name: str) -> None:
         """Feed the one-pass rule the scope's unpublished files that come before ``name``."""
-        while self._unrecorded and _file_name(self._unrecorded[0]) < name:
+        while self._unrecorded and file_name(self._unrecorded[0]) < name:
             self._record_keys([self._unrecorded.pop(0)])
 
     def _record_keys(self, paths: Sequence[str]) -> None:
@@ -664,7 +664,7 @@ class IngestionJob:
                 batch_rows=max(self.settings.batch_size, 100_000),
                 options=self.spec.reader,
             ):
-                yield _file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
+                yield file_name(path), batch.row_numbers, batch.table.column(0).combine_chunks()
 
 
 def _in_groups(items: Iterator[_T], size: int) -> Iterator[list[_T]]:
@@ -728,21 +728,6 @@ def summarize(files: Sequence[FileSummary], *, topic: str, schema_id: int, dry_r
 def _rows_as_read(table: pa.Table, positions: Sequence[int]) -> list[dict[str, Any]]:
     """The rows at ``positions`` as read, for DLQ records: one ``take`` for all of them."""
     return cast(list[dict[str, Any]], table.take(pa.array(positions, pa.int64())).to_pylist())
-
-
-def _check_unchanged(path: str, state: tuple[Any, ...]) -> None:
-    now = file_state(path)
-    if now != state:
-        raise ExtractReadError(
-            str(path),
-            f"changed while it was being read (size and stamps {state} then, {now} now); nothing read "
-            "after the change was committed. A retry resumes after the last committed batch once the "
-            "file is back as it was, and fails as changed if it is not.",
-        )
-
-
-def _file_name(path: str) -> str:
-    return PurePosixPath(str(path).rstrip("/")).name
 
 
 def _correlation_prefix(topic: str, date: str, file_name: str) -> str:

@@ -67,7 +67,7 @@ class ReaderOptions:
 PrepareFn = Callable[[pd.DataFrame], pd.DataFrame]
 #: ``to_table(frame) -> table``: the valid, prepared rows as an Arrow table shaped like the Avro
 #: record (one column per field; decimal128 money, timestamp[ms, UTC] times, list<struct> arrays),
-#: in order. Encoders work column-wise on it; ``TopicSpec.to_records`` derives dicts from it.
+#: in order. Encoders work column-wise on it (``encode/``).
 ToTableFn = Callable[[pd.DataFrame], pa.Table]
 #: ``mask(value) -> value``: what a sensitive column looks like in DLQ records and logs.
 MaskFn = Callable[[str], str]
@@ -125,12 +125,6 @@ class TopicSpec:
     @property
     def subject(self) -> str:
         return topic_subject_name(self.topic)
-
-    def to_records(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """The valid, prepared rows as Avro-ready dicts (the fastavro reference path, and tests)."""
-        from kafka_ingest.serde import records_from_table
-
-        return records_from_table(self.to_table(frame))
 
     def mask_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Return a copy of ``row`` with every sensitive column masked (non-strings untouched)."""

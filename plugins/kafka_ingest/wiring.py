@@ -15,17 +15,17 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafka_ingest.checkpoints import CheckpointStore
 from kafka_ingest.dlq import RunInfo
-from kafka_ingest.encoding import make_table_encoder
-from kafka_ingest.metrics import TopicMetrics
+from kafka_ingest.encode.table import make_table_encoder
 from kafka_ingest.pipeline import IngestionJob, JobSettings
 from kafka_ingest.publisher import producer_config
-from kafka_ingest.serde import (
+from kafka_ingest.registry import (
     IncompatibleSchemaError,
     LoadedSchema,
     SchemaCheckError,
     load_schema,
     resolve_schema_id,
 )
+from kafka_ingest.runtime.metrics import TopicMetrics
 from kafka_ingest.specs import TopicSpec
 
 

@@ -42,9 +42,9 @@ from ingest_helpers import (
 from kafka_ingest.checkpoints import Checkpoint, CheckpointReadTimeout, CheckpointStore, checkpoint_key
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.publisher import BatchResult, BatchToPublish, PublishError, TransactionalPublisher
+from kafka_ingest.runtime.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest
 from kafka_ingest.topics.orders import ORDERS
@@ -52,7 +52,7 @@ from kafka_ingest.topics.payments import PAYMENTS
 from kafka_ingest.wiring import build_job
 
 SPECS = {"orders": ORDERS, "payments": PAYMENTS}
-FORKSERVER_PRELOAD = ["helpers", "ingest_driver", "kafka_ingest.validation", "great_expectations"]
+FORKSERVER_PRELOAD = ["helpers", "ingest_driver", "kafka_ingest.validate.validator", "great_expectations"]
 
 #: Small client timeouts so a fault surfaces in seconds (the first attempt of a fault test uses
 #: them with ``timeout_s=3``); docs/reliability.md lists the defaults.

@@ -28,7 +28,7 @@ from helpers import (
 from ingest_helpers import DATE, Endpoints, read_topic
 from stack import FaultStack
 
-from kafka_ingest.serde import SchemaRegistryUnavailable
+from kafka_ingest.registry import SchemaRegistryUnavailable
 from kafka_ingest.testing.samples import DayManifest, write_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -2,7 +2,7 @@
 
 Airflow's metrics path is exercised as a task process has it: a child process with
 ``AIRFLOW__METRICS__STATSD_*`` pointing at a port, ``stats.initialize`` as the task runner calls
-it, then the operator, whose :class:`~kafka_ingest.metrics.TopicMetrics` sends through Airflow's
+it, then the operator, whose :class:`~kafka_ingest.runtime.metrics.TopicMetrics` sends through Airflow's
 ``Stats``. A TCP StatsD client whose every send fails covers :class:`TopicMetrics`' own guard.
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from ingest_helpers import DATE, Endpoints, read_topic, with_topic
 
-from kafka_ingest.readers import FIELD_SIZE_LIMIT
+from kafka_ingest.read import FIELD_SIZE_LIMIT
 from kafka_ingest.topics.orders import ORDERS
 
 from .helpers import (

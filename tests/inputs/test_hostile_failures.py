@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from ingest_helpers import DATE, Endpoints, read_topic, task_context
 
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
-from kafka_ingest.readers import FIELD_SIZE_LIMIT
+from kafka_ingest.read import FIELD_SIZE_LIMIT
 
 from .helpers import COLUMNS, Rows, csv_record, header
 

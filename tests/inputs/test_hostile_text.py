@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 from ingest_helpers import Endpoints
 
-from kafka_ingest.readers import read_extract
+from kafka_ingest.read import read_extract
 
 from .helpers import (
     COLUMNS,

@@ -25,9 +25,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.metrics import NullSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.publisher import BatchResult, BatchToPublish, TransactionalPublisher
+from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
 from kafka_ingest.wiring import build_job

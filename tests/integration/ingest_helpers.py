@@ -34,8 +34,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
+from kafka_ingest.runtime.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.wiring import build_job
 

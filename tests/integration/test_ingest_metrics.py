@@ -19,8 +19,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from ingest_helpers import DATE, RUN, Endpoints, csv_line, csv_text, statsd_counters, task_context
 
 from kafka_ingest.dlq import RunInfo
-from kafka_ingest.metrics import metric_prefix
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+from kafka_ingest.runtime.metrics import metric_prefix
 from kafka_ingest.testing.samples import ORDER_COLUMNS, order_row
 
 pytestmark = pytest.mark.integration

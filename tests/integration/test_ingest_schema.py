@@ -16,7 +16,7 @@ from ingest_helpers import DATE, Endpoints, read_topic, run_job, task_context, t
 
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
-from kafka_ingest.serde import IncompatibleSchemaError, SchemaCheckError
+from kafka_ingest.registry import IncompatibleSchemaError, SchemaCheckError
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.topics.orders import ORDERS

@@ -18,9 +18,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from kafka_ingest.encode.avro import AvroEncoder
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.serde import (
-    AvroEncoder,
+from kafka_ingest.registry import (
     IncompatibleSchemaError,
     LoadedSchema,
     SchemaCheckError,

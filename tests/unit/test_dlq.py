@@ -24,7 +24,7 @@ from kafka_ingest.dlq import (
     dlq_headers,
     dlq_key,
 )
-from kafka_ingest.readers import read_extract
+from kafka_ingest.read import read_extract
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.topics.payments import PAYMENTS
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kafka_ingest.allocation import GC_YOUNG_THRESHOLD
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+from kafka_ingest.runtime.allocation import GC_YOUNG_THRESHOLD
 
 
 def _tuned() -> bool:

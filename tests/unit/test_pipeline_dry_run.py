@@ -17,16 +17,17 @@ from typing import Any
 
 import pytest
 
-from kafka_ingest.allocation import GC_YOUNG_THRESHOLD
 from kafka_ingest.dlq import RunInfo
-from kafka_ingest.metrics import NullSink, TopicMetrics
+from kafka_ingest.encode.avro import AvroEncoder
 from kafka_ingest.pipeline import FileSummary, IngestionJob, JobSettings, summarize
-from kafka_ingest.serde import AvroEncoder, load_schema
+from kafka_ingest.registry import load_schema
+from kafka_ingest.runtime.allocation import GC_YOUNG_THRESHOLD
+from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest, order_row, write_day, write_rows
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
-from kafka_ingest.validation import BatchRuleError
+from kafka_ingest.validate.validator import BatchRuleError
 
 DATE = "2026-01-15"
 FORMATS = ("csv", "jsonl.gz", "parquet")

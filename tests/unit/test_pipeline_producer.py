@@ -14,10 +14,11 @@ import pytest
 from kafka_ingest import pipeline
 from kafka_ingest.checkpoints import Checkpoint, CheckpointStore
 from kafka_ingest.dlq import RunInfo
-from kafka_ingest.metrics import NullSink, TopicMetrics
+from kafka_ingest.encode.avro import AvroEncoder
 from kafka_ingest.pipeline import IngestionJob, JobSettings
-from kafka_ingest.readers import ExtractReadError
-from kafka_ingest.serde import AvroEncoder, load_schema
+from kafka_ingest.read import ExtractReadError
+from kafka_ingest.registry import load_schema
+from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.testing.samples import order_row, write_rows
 from kafka_ingest.topics.orders import ORDERS
 

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from kafka_ingest.dlq import RunInfo
-from kafka_ingest.metrics import NullSink, TopicMetrics
 from kafka_ingest.pipeline import IngestionJob, JobSettings
-from kafka_ingest.readers import read_extract
+from kafka_ingest.read import read_extract
+from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.specs import Rule, TopicSpec
 from kafka_ingest.testing.samples import write_day
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
-from kafka_ingest.validation import BatchRuleError, BatchValidator
+from kafka_ingest.validate.validator import BatchRuleError, BatchValidator
 
 
 def job(spec: TopicSpec) -> IngestionJob:

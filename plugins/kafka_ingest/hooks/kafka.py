@@ -1,24 +1,24 @@
-"""The Kafka side of a Connection: a transactional, idempotent producer per unit of work.
+"""The Kafka side of a Connection: the librdkafka settings every client of a run is built from.
 
 Built on the apache-kafka provider's ``KafkaBaseHook``, so the same ``kafka_default`` connection
 (librdkafka settings in its extra: ``bootstrap.servers``, SASL, TLS, ...) serves this product and
-the provider's own operators. How the connection's settings, our defaults and what exactly-once
-requires are merged is :func:`kafka_ingest.publisher.producer_config`.
+the provider's own operators. The provider resolves the connection (allow-listed callbacks, managed
+OAuth token callbacks) and hands the result to ``_get_client``, the factory method its own hooks
+override; this hook's "client" is those settings, because the pipeline builds one transactional
+producer per file and its checkpoint clients itself (``pipeline/wiring.py``). How the settings,
+our defaults and what exactly-once requires are merged is
+:func:`kafka_ingest.publish.config.producer_config`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
-from confluent_kafka import Producer
-
-from kafka_ingest.publisher import producer_config
 
 
 class TransactionalProducerHook(KafkaBaseHook):
-    """Creates transactional producers from an Airflow Kafka connection.
+    """Reads the librdkafka settings of an Airflow Kafka connection.
 
     :param kafka_config_id: the connection id, ``kafka_default`` unless told otherwise.
     """
@@ -30,23 +30,7 @@ class TransactionalProducerHook(KafkaBaseHook):
 
     def client_config(self) -> dict[str, Any]:
         """The connection's librdkafka settings (bootstrap servers, security), callbacks resolved."""
-        return dict(self._build_config())
+        return dict(self.get_conn)
 
-    def create_producer(
-        self,
-        transactional_id: str,
-        *,
-        overrides: Mapping[str, Any] | None = None,
-        stats_cb: Callable[[str], None] | None = None,
-        error_cb: Callable[[Any], None] | None = None,
-    ) -> Producer:
-        """A new producer; the caller runs ``init_transactions`` (which fences older attempts)."""
-        config = producer_config(self.client_config(), transactional_id, overrides)
-        if stats_cb is not None:
-            config["stats_cb"] = stats_cb
-        if error_cb is not None:
-            config["error_cb"] = error_cb
-        return self._get_client(config)
-
-    def _get_client(self, config: dict[str, Any]) -> Producer:
-        return Producer(config)
+    def _get_client(self, config: dict[str, Any]) -> dict[str, Any]:
+        return dict(config)

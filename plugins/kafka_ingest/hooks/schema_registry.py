@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from kafka_ingest.serde import redact_url
+from kafka_ingest.registry import redact_url
 
 #: ``SchemaRegistryClient`` options accepted from a connection's extra, with a type to coerce
 #: URI-style (string) values to; ``None`` keeps the value as given.

@@ -138,12 +138,12 @@ class ExtractToKafkaOperator(BaseOperator):
 
     def _run(self, spec: TopicSpec, context: Context) -> dict[str, Any]:
         # Heavy imports (GX, fastavro, pandas) happen here, not at DAG parse time.
-        from kafka_ingest.allocation import tuned_for_ingestion
         from kafka_ingest.hooks.kafka import TransactionalProducerHook
         from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
-        from kafka_ingest.metrics import TopicMetrics, airflow_stats_sink
         from kafka_ingest.pipeline import summarize
-        from kafka_ingest.sources import resolve_extract_files
+        from kafka_ingest.read import resolve_extract_files
+        from kafka_ingest.runtime.allocation import tuned_for_ingestion
+        from kafka_ingest.runtime.metrics import TopicMetrics, airflow_stats_sink
         from kafka_ingest.wiring import build_job
 
         files = resolve_extract_files(self.extract_path)

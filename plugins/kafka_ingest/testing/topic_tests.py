@@ -29,9 +29,10 @@ import fastavro
 import pandas as pd
 import pyarrow as pa
 
-from kafka_ingest.dedup import FIRST_OCCURRENCE_COLUMN
-from kafka_ingest.serde import load_schema
+from kafka_ingest.encode.avro import records_from_table
+from kafka_ingest.registry import load_schema
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.validate.dedup import FIRST_OCCURRENCE_COLUMN
 
 if TYPE_CHECKING:
     from kafka_ingest.operators.extract_to_kafka import ExtractToKafkaOperator
@@ -54,7 +55,7 @@ def failed_rules(spec: TopicSpec, rows: Sequence[Row]) -> list[tuple[str, ...]]:
     All rows are validated in one batch, as the pipeline does; the day-level duplicate-key rule
     is left out (every row counts as its key's first occurrence).
     """
-    from kafka_ingest.validation import BatchValidator
+    from kafka_ingest.validate.validator import BatchValidator
 
     outcome = BatchValidator(spec).validate(spec.prepare(frame_of(spec, rows)))
     return [outcome.failed_rules.get(position, ()) for position in range(len(rows))]
@@ -70,7 +71,7 @@ def records(spec: TopicSpec, rows: Sequence[Row]) -> list[dict[str, Any]]:
         raise AssertionError(f"{spec.dataset}: rows fail rules, so they become no record: {invalid}")
     schema = load_schema(spec.schema_path).parsed
     decoded = []
-    for record in spec.to_records(spec.prepare(frame_of(spec, rows))):
+    for record in records_from_table(spec.to_table(spec.prepare(frame_of(spec, rows)))):
         buffer = io.BytesIO()
         fastavro.schemaless_writer(buffer, schema, record)
         buffer.seek(0)

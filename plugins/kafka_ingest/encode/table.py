@@ -1,7 +1,7 @@
 """Avro-shaped Arrow tables → Confluent-framed values: column-wise by default, fastavro as reference.
 
 Per-record encoding with fastavro (~10 µs a row) is the floor of a row-by-row design; the
-column-wise encoder in :mod:`kafka_ingest.columnar` computes the same bytes several times faster
+column-wise encoder in :mod:`kafka_ingest.encode.columnar` computes the same bytes several times faster
 and is proven byte-identical to fastavro by property tests. Tables are encoded in chunks of
 ``chunk_rows`` because the column-wise encoder is fastest on 5k-20k rows (cache-sized work).
 A schema or column the column-wise encoder does not cover falls back to fastavro, loudly.
@@ -14,8 +14,9 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from kafka_ingest.columnar import ColumnarAvroEncoder, UnsupportedSchema
-from kafka_ingest.serde import AvroEncoder, LoadedSchema
+from kafka_ingest.encode.avro import AvroEncoder
+from kafka_ingest.encode.columnar import ColumnarAvroEncoder, UnsupportedSchema
+from kafka_ingest.registry import LoadedSchema
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from kafka_ingest import dedup
-from kafka_ingest.dedup import FIRST_OCCURRENCE_COLUMN, DuplicateIndex
 from kafka_ingest.topics.orders import ORDERS
-from kafka_ingest.validation import KEY_UNIQUE_RULE, BatchValidator
+from kafka_ingest.validate import dedup
+from kafka_ingest.validate.dedup import FIRST_OCCURRENCE_COLUMN, DuplicateIndex
+from kafka_ingest.validate.validator import KEY_UNIQUE_RULE, BatchValidator
 
 
 def chunk(file: str, keys: Sequence[str | None], first_row: int = 1) -> tuple[str, np.ndarray, pa.Array]:

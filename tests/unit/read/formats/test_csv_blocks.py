@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafka_ingest import readers
 from kafka_ingest.batches import ReadBatch
-from kafka_ingest.csv_blocks import CsvBlock, Handover, csv_blocks
-from kafka_ingest.readers import ExtractReadError, read_extract
+from kafka_ingest.read import ExtractReadError, read_extract
+from kafka_ingest.read.formats import csv_fast
+from kafka_ingest.read.formats.csv_blocks import CsvBlock, Handover, csv_blocks
 
 HEADER = b"a,b,c\r\n"
 
@@ -64,7 +64,7 @@ def check_equivalent(
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of a few bytes: records are cut by block ends, and handovers happen mid-file."""
-    monkeypatch.setattr(readers._ArrowCsvReader, "block_bytes", 37)
+    monkeypatch.setattr(csv_fast.ArrowCsvReader, "block_bytes", 37)
 
 
 # --- generated files -----------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kafka_ingest import metrics
-from kafka_ingest.metrics import TopicMetrics, metric_prefix, producer_gauges
+from kafka_ingest.runtime import metrics
+from kafka_ingest.runtime.metrics import TopicMetrics, metric_prefix, producer_gauges
 
 TOPIC = "shopping.order.created"
 
@@ -217,7 +217,7 @@ def test_a_failing_sink_never_fails_ingestion() -> None:
 
 def test_a_failing_sink_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
     topic_metrics = TopicMetrics(TOPIC, BrokenSink())  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="kafka_ingest.metrics"):
+    with caplog.at_level(logging.WARNING, logger="kafka_ingest.runtime.metrics"):
         for _ in range(5):
             topic_metrics.incr("rows_read", 10)
     (warning,) = caplog.records

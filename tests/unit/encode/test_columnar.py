@@ -1,4 +1,4 @@
-"""Specifications for kafka_ingest.columnar: the same bytes as fastavro, computed column by column.
+"""Specifications for kafka_ingest.encode.columnar: the same bytes as fastavro, computed column by column.
 
 The one property that matters: for any table, every row's value equals fastavro's
 ``schemaless_writer`` of ``table.to_pylist()[row]`` behind the Confluent header, and exactly the
@@ -20,8 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafka_ingest.columnar import ColumnarAvroEncoder, EncodedTable, UnsupportedColumn, UnsupportedSchema
-from kafka_ingest.serde import load_schema
+from kafka_ingest.encode.columnar import (
+    ColumnarAvroEncoder,
+    EncodedTable,
+    UnsupportedColumn,
+    UnsupportedSchema,
+)
+from kafka_ingest.registry import load_schema
 from kafka_ingest.specs import SCHEMAS_DIR
 
 SCHEMA_ID = 0x01020304

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kafka_ingest.dedup import FIRST_OCCURRENCE_COLUMN
 from kafka_ingest.errors import PermanentError
-from kafka_ingest.gx_runs import lighter_gx_run
 from kafka_ingest.specs import Rule, TopicSpec
+from kafka_ingest.validate.dedup import FIRST_OCCURRENCE_COLUMN
+from kafka_ingest.validate.gx_adapter import check_knobs, lighter_gx_run, run_suite
 
 KEY_UNIQUE_RULE = "key_unique_in_day"
 COLUMNS_PRESENT_RULE = "columns_present"
@@ -124,22 +124,8 @@ class BatchValidator:
         return self._outcome(result.results, len(frame))
 
     def _run(self, frame: pd.DataFrame) -> Any:
-        """The suite over ``frame``, through the validator ``ValidationDefinition.run`` uses.
-
-        ``run`` adds a freshness check of the definition and stores every result in the context's
-        results store: ~15 % of GX's fixed cost per batch, and an ephemeral store that grows with
-        each batch of a long file. Nothing here reads a stored result, so the validator is called
-        directly: the same expectations, batch and result format, hence the same results.
-        """
-        from great_expectations.validator.v1_validator import Validator
-
-        definition = self._definition
-        validator = Validator(
-            batch_definition=definition.batch_definition,
-            batch_parameters={"dataframe": frame},
-            result_format=_RESULT_FORMAT,
-        )
-        return validator.validate_expectation_suite(definition.suite)
+        """The suite over ``frame``, without storing its results (see ``gx_adapter.run_suite``)."""
+        return run_suite(self._definition, frame, _RESULT_FORMAT)
 
     def validate_rows_that_can_fail(self, frame: pd.DataFrame) -> ValidationOutcome:
         """:meth:`validate`'s outcome, with GX run only on the rows that can fail.
@@ -201,6 +187,7 @@ class BatchValidator:
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        check_knobs()
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         name = f"{self.spec.dataset}_{next(_names)}"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kafka_ingest.prefetch import prefetch
+from kafka_ingest.runtime.prefetch import prefetch
 
 
 def test_items_come_in_order_and_the_producers_error_is_raised_where_it_happened() -> None:

@@ -1,6 +1,7 @@
-"""lighter_gx_run: a GX run without the batch fingerprint, each expectation's configuration built
-once, each metric id hashed once per content, the same results, and GX as it was once the last
-overlapping run has ended."""
+"""The GX adapter: every GX internal it turns exists in the GX we pin (else this file fails), a
+missing one is logged and takes GX's plain path; lighter_gx_run: a GX run without the batch
+fingerprint, each expectation's configuration built once, each metric id hashed once per content,
+the same results, and GX as it was once the last overlapping run has ended."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from great_expectations.execution_engine import pandas_execution_engine as engin
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.registry import get_expectation_impl
 
-from kafka_ingest import validation
-from kafka_ingest.gx_runs import lighter_gx_run
 from kafka_ingest.testing.samples import order_row
 from kafka_ingest.testing.topic_tests import frame_of
 from kafka_ingest.topics.orders import ORDERS
-from kafka_ingest.validation import BatchValidator
+from kafka_ingest.validate import validator as validation
+from kafka_ingest.validate import gx_adapter
+from kafka_ingest.validate.gx_adapter import lighter_gx_run, missing_knobs
+from kafka_ingest.validate.validator import BatchValidator
 
 GX_CONFIGURATION = Expectation.__dict__["configuration"]
 GX_THRESHOLD = engine.HASH_THRESHOLD
@@ -45,6 +47,30 @@ def gx_as_it_was() -> bool:
         and engine.HASH_THRESHOLD == GX_THRESHOLD
         and IDDict.__dict__["to_id"] is GX_TO_ID
     )
+
+
+def test_every_gx_internal_the_adapter_turns_exists_in_the_installed_gx() -> None:
+    """Fails after a GX upgrade that renamed or removed one: the speed-up would be gone."""
+    assert missing_knobs() == []
+
+
+def test_a_missing_gx_internal_is_logged_and_validation_takes_gx_s_plain_path(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [order(1), order(2, order_number="bad key")]
+    expected = BatchValidator(ORDERS).validate(ORDERS.prepare(frame_of(ORDERS, rows)))
+    knobs = {name: ("great_expectations", "NoSuchThing") for name in gx_adapter.KNOBS}
+    monkeypatch.setattr(gx_adapter, "KNOBS", knobs)
+    monkeypatch.setattr(gx_adapter, "_checked", None)
+
+    with caplog.at_level("WARNING", logger=gx_adapter.__name__):
+        outcome = BatchValidator(ORDERS).validate(ORDERS.prepare(frame_of(ORDERS, rows)))
+
+    warned = [r.args[0] for r in caplog.records if r.name == gx_adapter.__name__ and isinstance(r.args, tuple)]
+    assert sorted(warned) == sorted(knobs)
+    assert outcome.valid.tolist() == expected.valid.tolist() == [True, False]
+    assert outcome.failed_rules == expected.failed_rules
+    assert gx_as_it_was()
 
 
 def test_inside_a_run_an_expectation_keeps_its_first_configuration() -> None:

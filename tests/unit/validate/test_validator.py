@@ -14,7 +14,7 @@ import pytest
 
 from kafka_ingest.specs import Rule, TopicSpec
 from kafka_ingest.topics.orders import ORDERS
-from kafka_ingest.validation import KEY_UNIQUE_RULE, BatchRuleError, BatchValidator
+from kafka_ingest.validate.validator import KEY_UNIQUE_RULE, BatchRuleError, BatchValidator
 
 ORDER: dict[str, Any] = {
     "order_number": "ORD-1",
@@ -187,7 +187,7 @@ def test_creating_a_validator_does_not_import_great_expectations() -> None:
     code = (
         "import sys\n"
         "from kafka_ingest.topics.orders import ORDERS\n"
-        "from kafka_ingest.validation import BatchValidator\n"
+        "from kafka_ingest.validate.validator import BatchValidator\n"
         "BatchValidator(ORDERS)\n"
         "print('great_expectations' in sys.modules)\n"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from kafka_ingest.sources import file_name, resolve_extract_files
+from kafka_ingest.read import file_name, resolve_extract_files
 
 DAY_FILES = ("part-0002.csv", "part-0001.jsonl.gz", "part-0003.parquet", "part-0010.csv.gz")
 NOT_PARTS = ("_SUCCESS", ".part-0004.csv.crc", "_part-0005.csv", "README.txt")

@@ -1,4 +1,4 @@
-"""Specifications for kafka_ingest.readers: extract files -> bounded, contiguous batches of text."""
+"""Specifications for kafka_ingest.read: extract files -> bounded, contiguous batches of text."""
 
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafka_ingest import readers
 from kafka_ingest.batches import ReadBatch
-from kafka_ingest.readers import (
+from kafka_ingest.read import (
     BAD_QUOTING,
     FIELD_TOO_LARGE,
     INVALID_ENCODING,
@@ -32,8 +31,10 @@ from kafka_ingest.readers import (
     detect_format,
     fingerprint,
     list_part_files,
+    pinned,
     read_extract,
 )
+from kafka_ingest.read.formats import csv_fast
 from kafka_ingest.specs import ReaderOptions, Stage
 
 ITEMS = '[{"product_id":"P-1","quantity":2,"unit_price":12.50}]'
@@ -535,7 +536,7 @@ def test_corrupt_gzip_raises_extract_read_error_naming_the_file(tmp_path: Path) 
 def test_truncated_gzip_fails_when_met_after_earlier_batches(
     tmp_path: Path, arrow_csv: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(readers._ArrowCsvReader, "block_bytes", 4096)  # read ahead: a few KiB
+    monkeypatch.setattr(csv_fast.ArrowCsvReader, "block_bytes", 4096)  # read ahead: a few KiB
     data = gzip.compress(("a,b\n" + "1,2\n" * 50_000).encode())
     path = write(tmp_path / "part-1.csv.gz", data[: len(data) // 2])
     batches = read_extract(path, columns=("a", "b"), batch_rows=1000, arrow_csv=arrow_csv)
@@ -607,7 +608,7 @@ def test_a_pinned_url_read_on_another_thread_reuses_this_threads_cached_copy(
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     url = "simplecache::file://" + write(tmp_path / "part-1.csv", "a,b\n1,2\n3,4\n")
     fingerprint(url)  # the task's thread copies the file once
-    path = readers.pinned(url)
+    path = pinned(url)
     found: list[ReadBatch] = []
     worker = threading.Thread(target=lambda: found.extend(read_extract(path, columns=("a", "b"))))
     worker.start()

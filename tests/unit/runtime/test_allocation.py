@@ -8,8 +8,8 @@ import platform
 
 import pytest
 
-from kafka_ingest import allocation
-from kafka_ingest.allocation import GC_YOUNG_THRESHOLD, tuned_for_ingestion
+from kafka_ingest.runtime import allocation
+from kafka_ingest.runtime.allocation import GC_YOUNG_THRESHOLD, tuned_for_ingestion
 
 on_glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="fastbins are glibc's")
 

@@ -10,13 +10,13 @@ fastavro stays the reference: the bytes are identical to ``schemaless_writer`` o
 ``table.to_pylist()`` behind the Confluent header. A schema construct this module does not cover
 raises :class:`UnsupportedSchema` at construction, and a table whose Arrow types do not fit the
 schema raises :class:`UnsupportedColumn` (a subclass) from :meth:`~ColumnarAvroEncoder.encode_table`,
-so one ``except UnsupportedSchema`` lets the caller fall back to :class:`~kafka_ingest.serde.AvroEncoder`.
+so one ``except UnsupportedSchema`` lets the caller fall back to
+:class:`~kafka_ingest.encode.avro.AvroEncoder`.
 """
 
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_MAGIC_BYTE = 0
-_HEADER_SIZE = 5
+from kafka_ingest.encode.wire import HEADER_SIZE, wire_header
+
 #: ``x`` needs ``1 + searchsorted(_VARINT_LIMITS, x, "right")`` varint bytes.
 _VARINT_LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)
 #: fastavro writes ``(bit_length(|x|) + 8) // 8`` decimal bytes: ``1 + searchsorted(_BYTE_LIMITS, |x|)``.
@@ -101,12 +101,11 @@ class ColumnarAvroEncoder:
     """
 
     def __init__(self, parsed_schema: dict[str, Any], schema_id: int) -> None:
-        if not 0 <= schema_id < 2**32:
-            raise ValueError(f"schema id {schema_id} does not fit the 4-byte wire format")
+        header = wire_header(schema_id)
         if not isinstance(parsed_schema, dict) or parsed_schema.get("type") != "record":
             raise UnsupportedSchema("the top-level schema must be a record")
         self.schema_id = schema_id
-        self._header = np.frombuffer(struct.pack(">bI", _MAGIC_BYTE, schema_id), dtype=np.uint8)
+        self._header = np.frombuffer(header, dtype=np.uint8)
         named = dict(parsed_schema.get("__named_schemas", {}))
         self._root = _Compiler(named).record(parsed_schema, "")
 
@@ -114,14 +113,14 @@ class ColumnarAvroEncoder:
         """Encode every row; a row that cannot be encoded is null in ``values`` and listed in ``errors``."""
         n = table.num_rows
         prepared = self._root.prepare_columns(lambda name: _table_column(table, name), n, None)
-        sizes = prepared.sizes + _HEADER_SIZE
+        sizes = prepared.sizes + HEADER_SIZE
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
         starts = offsets[:-1]
         # Zero bytes (the null branch of ["null", X], the end of an array) are never written.
         out = np.zeros(int(offsets[-1]), dtype=np.uint8)
-        out[starts[:, None] + np.arange(1, _HEADER_SIZE)] = self._header[1:]
-        prepared.write(out, starts + _HEADER_SIZE)
+        out[starts[:, None] + np.arange(1, HEADER_SIZE)] = self._header[1:]
+        prepared.write(out, starts + HEADER_SIZE)
         errors, failed = _row_errors(prepared.failures, n)
         return EncodedTable(_binary_array(out, offsets, failed), errors)
 

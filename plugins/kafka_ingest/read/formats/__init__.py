@@ -1,0 +1,1 @@
+"""One module per extract format, each a :class:`~kafka_ingest.read.formats.base.FormatReader`."""
