@@ -218,7 +218,7 @@ class _Child:
 
 
 def _product_batch_size() -> int:
-    from kafka_ingest.pipeline import JobSettings
+    from kafka_ingest.pipeline.settings import JobSettings
 
     return JobSettings(extract_date="").batch_size
 

@@ -87,12 +87,13 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     import great_expectations  # noqa: F401  (import cost is not the pipeline's throughput)
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
-    from kafka_ingest.dlq import RunInfo
-    from kafka_ingest.pipeline import JobSettings, summarize
+    from kafka_ingest.batches import RunInfo
+    from kafka_ingest.pipeline.settings import JobSettings
+    from kafka_ingest.pipeline.summary import summarize
+    from kafka_ingest.pipeline.wiring import build_job
     from kafka_ingest.runtime.allocation import tuned_for_ingestion
     from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
     from kafka_ingest.topics.orders import ORDERS
-    from kafka_ingest.wiring import build_job
 
     spec = replace(ORDERS, topic=_topic(task))
     settings = JobSettings(
@@ -111,7 +112,9 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
                 metrics=TopicMetrics(spec.topic, NullSink()),
                 run=RunInfo("bench", f"bench-{uuid.uuid4().hex[:8]}", "publish", -1, 1),
             )
-            return summarize(job.run([task["file"]]), topic=spec.topic, schema_id=schema_id, dry_run=False)
+            return summarize(
+                job.run([task["file"]]), topic=spec.topic, schema_id=schema_id, validate_only=False
+            )
 
     seconds, summary = _timed(run)
     return {
@@ -201,7 +204,7 @@ def _produce_batches(
     """Transactional batches with the product's producer settings, no callback, no headers."""
     from confluent_kafka import Producer
 
-    from kafka_ingest.publisher import producer_config
+    from kafka_ingest.publish.config import producer_config
 
     producer = Producer(producer_config({"bootstrap.servers": BOOTSTRAP}, f"bench-{uuid.uuid4().hex}"))
     producer.init_transactions(60)

@@ -1,4 +1,4 @@
-"""The values that flow between the pipeline's stages.
+"""The values that flow between the pipeline's stages, and the run and file they belong to.
 
 A reader yields :class:`ReadBatch` objects; every stage that turns a row away describes it as a
 :class:`RejectedRow`, which the DLQ module turns into an envelope. Row numbers are 1-based data
@@ -59,3 +59,34 @@ class ReadBatch:
     @property
     def rows_read(self) -> int:
         return self.table.num_rows + len(self.rejected)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Which run read a row: the DLQ's ``run`` block and the ``dag/run/task`` headers."""
+
+    dag_id: str = ""
+    run_id: str = ""
+    task_id: str = ""
+    map_index: int = -1
+    try_number: int = 0
+    #: how many times the run was cleared: tells a retry (same) from a rerun (higher)
+    clear_number: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+            "try_number": self.try_number,
+        }
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where a batch came from: the DLQ's ``source`` block."""
+
+    dataset: str
+    date: str
+    file: str

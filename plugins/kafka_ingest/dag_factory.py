@@ -203,10 +203,10 @@ def report_day(summaries: Any, topic: str) -> dict[str, Any]:
         "%s: %d files, %d rows read, %d published, %d to DLQ, %d skipped (already published)%s.",
         topic,
         *(report[name] for name in SUMMARY_FIELDS),
-        " — dry run, nothing was published" if report["dry_run"] else "",
+        " — dry run, nothing was published" if report["validate_only"] else "",
     )
     context = get_current_context()
-    if report["dry_run"]:
+    if report["validate_only"]:
         context["ti"].xcom_push(key="return_value", value=report)
         raise AirflowSkipException("Dry run: nothing was published, so the topic's Asset is not updated.")
     for outlet in context["outlets"]:
@@ -227,7 +227,7 @@ def day_report(summaries: list[dict[str, Any]], topic: str) -> dict[str, Any]:
     ]
     return {
         "topic": topic,
-        "dry_run": any(bool(s.get("dry_run")) for s in summaries),
+        "validate_only": any(bool(s.get("validate_only")) for s in summaries),
         **totals,
         "per_file": per_file,
     }

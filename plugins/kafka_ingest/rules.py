@@ -19,7 +19,7 @@ money and timestamp grammars, card numbers).
 
 from __future__ import annotations
 
-from kafka_ingest.pan import mask_card_number
+from kafka_ingest.publish.masking import mask_card_number
 from kafka_ingest.specs import Rule
 from kafka_ingest.topics._rules import (
     CARD_PATTERN,

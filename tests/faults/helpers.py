@@ -39,17 +39,24 @@ from ingest_helpers import (
     source_rows,
 )
 
-from kafka_ingest.checkpoints import Checkpoint, CheckpointReadTimeout, CheckpointStore, checkpoint_key
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.pipeline import JobSettings, summarize
-from kafka_ingest.publisher import BatchResult, BatchToPublish, PublishError, TransactionalPublisher
+from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.pipeline.summary import summarize
+from kafka_ingest.pipeline.wiring import build_job
+from kafka_ingest.publish.checkpoints import (
+    Checkpoint,
+    CheckpointReadTimeout,
+    CheckpointStore,
+    checkpoint_key,
+)
+from kafka_ingest.publish.records import BatchResult, BatchToPublish
+from kafka_ingest.publish.transactions import PublishError, TransactionalPublisher
 from kafka_ingest.runtime.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
-from kafka_ingest.wiring import build_job
 
 SPECS = {"orders": ORDERS, "payments": PAYMENTS}
 FORKSERVER_PRELOAD = ["helpers", "ingest_driver", "kafka_ingest.validate.validator", "great_expectations"]
@@ -123,7 +130,9 @@ def run_attempt(attempt: Attempt, sink: StatsSink | None = None) -> dict[str, An
         run=attempt.run_info(),
         producer_overrides=attempt.producer,
     )
-    return summarize(job.run(list(attempt.files)), topic=attempt.topic, schema_id=schema_id, dry_run=False)
+    return summarize(
+        job.run(list(attempt.files)), topic=attempt.topic, schema_id=schema_id, validate_only=False
+    )
 
 
 def fast_first_attempt(endpoints: Endpoints, topic: str, manifest: DayManifest) -> tuple[Any, float]:
@@ -297,7 +306,7 @@ def install_crash_points(points: dict[str, Any]) -> None:
       the open transaction flushed to the broker), but SIGSTOP: the process can be continued
       later, a zombie.
     """
-    import kafka_ingest.wiring
+    import kafka_ingest.pipeline.wiring
 
     publish, load = TransactionalPublisher.publish, CheckpointStore.load
     state = {"commits": 0, "completes": 0, "loads": 0, "produced": 0}
@@ -353,7 +362,7 @@ def install_crash_points(points: dict[str, Any]) -> None:
 
     TransactionalPublisher.publish = counting_publish  # type: ignore[method-assign]
     CheckpointStore.load = counting_load  # type: ignore[method-assign]
-    kafka_ingest.wiring.Producer = CrashingProducer  # type: ignore[misc]
+    kafka_ingest.pipeline.wiring.Producer = CrashingProducer  # type: ignore[misc]
 
 
 def driver_args(attempt: Attempt, **crash: Any) -> dict[str, Any]:

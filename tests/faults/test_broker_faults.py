@@ -31,7 +31,7 @@ from helpers import (
 from ingest_helpers import DATE, Endpoints
 from stack import FaultStack
 
-from kafka_ingest.publisher import PublishError
+from kafka_ingest.publish.transactions import PublishError
 from kafka_ingest.testing.samples import DayManifest, write_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -39,7 +39,7 @@ from helpers import (
 )
 from ingest_helpers import DATE, EXPECTED_RECORD, Endpoints, decode_values, read_topic, source_rows
 
-from kafka_ingest.pipeline import ExtractChangedError
+from kafka_ingest.pipeline.resume import ExtractChangedError
 from kafka_ingest.read import ExtractReadError
 from kafka_ingest.testing.samples import DayManifest, write_day
 

@@ -26,7 +26,7 @@ from helpers import (
 from ingest_helpers import DATE, RUN, Endpoints
 from proxy import _free_port
 
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.testing.samples import DayManifest, write_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

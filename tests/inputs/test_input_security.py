@@ -33,8 +33,8 @@ import pytest
 from ingest_helpers import DATE, Endpoints, statsd_admin, with_topic
 
 from kafka_ingest.dag_factory import build_ingest_dag
-from kafka_ingest.dlq import MAX_KEY_CHARS
 from kafka_ingest.operators.datasets import PaymentsToKafkaOperator
+from kafka_ingest.publish.dlq import MAX_KEY_CHARS
 from kafka_ingest.topics.payments import PAYMENTS
 
 from .helpers import (

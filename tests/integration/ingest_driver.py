@@ -23,14 +23,16 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.pipeline import JobSettings, summarize
-from kafka_ingest.publisher import BatchResult, BatchToPublish, TransactionalPublisher
+from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.pipeline.summary import summarize
+from kafka_ingest.pipeline.wiring import build_job
+from kafka_ingest.publish.records import BatchResult, BatchToPublish
+from kafka_ingest.publish.transactions import TransactionalPublisher
 from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
-from kafka_ingest.wiring import build_job
 
 
 def _die() -> None:
@@ -84,7 +86,7 @@ def main(args: dict[str, Any]) -> int:
         metrics=TopicMetrics(spec.topic, NullSink()),
         run=RunInfo("it_ingest", args["run_id"], "publish", -1, 1),
     )
-    summary = summarize(job.run(args["files"]), topic=spec.topic, schema_id=schema_id, dry_run=False)
+    summary = summarize(job.run(args["files"]), topic=spec.topic, schema_id=schema_id, validate_only=False)
     print(json.dumps(summary))
     return 0
 

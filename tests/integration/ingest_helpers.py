@@ -32,12 +32,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
-from kafka_ingest.pipeline import JobSettings, summarize
+from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.pipeline.summary import summarize
+from kafka_ingest.pipeline.wiring import build_job
 from kafka_ingest.runtime.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
-from kafka_ingest.wiring import build_job
 
 DATE = "2026-01-01"
 RUN = RunInfo(dag_id="it_ingest", run_id="it_run_1", task_id="publish", map_index=-1, try_number=1)
@@ -83,7 +84,9 @@ def run_job(
         metrics=TopicMetrics(spec.topic, sink or NullSink()),
         run=run,
     )
-    return summarize(job.run(files), topic=spec.topic, schema_id=schema_id, dry_run=job_settings.dry_run)
+    return summarize(
+        job.run(files), topic=spec.topic, schema_id=schema_id, validate_only=job_settings.validate_only
+    )
 
 
 def with_topic(spec: TopicSpec, topic: str) -> TopicSpec:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from kafka_ingest.checkpoints import CheckpointStore
+from kafka_ingest.publish.checkpoints import CheckpointStore
 
 pytestmark = pytest.mark.integration
 

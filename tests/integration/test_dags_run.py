@@ -172,7 +172,7 @@ def test_dry_run_publishes_nothing_and_reports_what_would_be_published(
 
     assert run.state == "success"
     report = report_of(run)
-    assert report["dry_run"] is True
+    assert report["validate_only"] is True
     assert (report["published"], report["dlq"]) == (len(manifest.published), len(manifest.rejected))
     assert read_topic(kafka_bootstrap, topic_of(dag)) == []
     assert read_topic(kafka_bootstrap, f"{topic_of(dag)}.dlq") == []

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from ingest_helpers import DATE, RUN, Endpoints, Record, csv_text, read_topic, run_job, with_topic
 
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.errors import PermanentError
-from kafka_ingest.publisher import BudgetExceeded
+from kafka_ingest.publish.transactions import BudgetExceeded
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import ORDER_COLUMNS, order_row
 from kafka_ingest.topics.orders import ORDERS

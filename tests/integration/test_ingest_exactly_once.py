@@ -35,12 +35,12 @@ from ingest_helpers import (
     with_topic,
 )
 
-from kafka_ingest import wiring
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.errors import PermanentError
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
-from kafka_ingest.pipeline import ExtractChangedError
-from kafka_ingest.publisher import ProducerFenced
+from kafka_ingest.pipeline import wiring
+from kafka_ingest.pipeline.resume import ExtractChangedError
+from kafka_ingest.publish.transactions import ProducerFenced
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.topics.orders import ORDERS
 

@@ -18,7 +18,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from ingest_helpers import DATE, RUN, Endpoints, csv_line, csv_text, statsd_counters, task_context
 
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.runtime.metrics import metric_prefix
 from kafka_ingest.testing.samples import ORDER_COLUMNS, order_row

@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kafka_ingest.publisher import producer_config
+from kafka_ingest.publish.config import producer_config
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kafka_ingest import pan, rules, specs
+from kafka_ingest import rules, specs
+from kafka_ingest.publish import masking as pan
 from kafka_ingest.topics import _rules
 
 

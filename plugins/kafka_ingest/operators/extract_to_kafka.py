@@ -2,7 +2,7 @@
 
 ``ExtractToKafkaOperator`` owns the Airflow side (connections, templated arguments, run ids,
 exceptions chosen by whether a retry can help, the XCom summary) and hands the work to
-:class:`~kafka_ingest.pipeline.IngestionJob`. A topic's operator is a two-line subclass that sets
+:class:`~kafka_ingest.pipeline.job.IngestionJob`. A topic's operator is a two-line subclass that sets
 ``spec`` (see ``operators/datasets.py``).
 
 What a retry does: every file resumes after its last committed batch (the checkpoint), a file
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from kafka_ingest.checkpoints import DEFAULT_CHECKPOINT_TOPIC
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.errors import PermanentError
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
 from kafka_ingest.specs import TopicSpec
 
 if TYPE_CHECKING:
-    from kafka_ingest.pipeline import JobSettings
+    from kafka_ingest.pipeline.settings import JobSettings
 
 
 class ExtractToKafkaOperator(BaseOperator):
@@ -50,7 +50,8 @@ class ExtractToKafkaOperator(BaseOperator):
         registered version (prod).
     :param reprocess: republish files already published (new records, same keys).
     :param validate_only: a dry run: read, validate and encode only; publish nothing and report
-        what would be published and dead-lettered. (``dry_run`` is taken by BaseOperator.)
+        what would be published and dead-lettered. (The DAG's Param calls it ``dry_run``, a name
+        BaseOperator takes.)
     :param max_dlq_ratio: fail once more than this share of rows read goes to the DLQ.
     :param max_dlq_rows: fail once more than this many rows go to the DLQ.
     :param producer_config: librdkafka settings over the connection's and the defaults.
@@ -130,7 +131,7 @@ class ExtractToKafkaOperator(BaseOperator):
             summary["files"],
             summary["rows_read"],
             summary["published"],
-            "would be published (dry run: nothing was)" if summary["dry_run"] else "published",
+            "would be published (dry run: nothing was)" if summary["validate_only"] else "published",
             summary["dlq"],
             summary["skipped"],
         )
@@ -140,11 +141,11 @@ class ExtractToKafkaOperator(BaseOperator):
         # Heavy imports (GX, fastavro, pandas) happen here, not at DAG parse time.
         from kafka_ingest.hooks.kafka import TransactionalProducerHook
         from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
-        from kafka_ingest.pipeline import summarize
+        from kafka_ingest.pipeline.summary import summarize
+        from kafka_ingest.pipeline.wiring import build_job
         from kafka_ingest.read import resolve_extract_files
         from kafka_ingest.runtime.allocation import tuned_for_ingestion
         from kafka_ingest.runtime.metrics import TopicMetrics, airflow_stats_sink
-        from kafka_ingest.wiring import build_job
 
         files = resolve_extract_files(self.extract_path)
         day_files = resolve_extract_files(self.day_files) if self.day_files else files
@@ -168,11 +169,13 @@ class ExtractToKafkaOperator(BaseOperator):
                 run=run_info(context),
             )
             summaries = job.run(files, day_files)
-        return summarize(summaries, topic=spec.topic, schema_id=schema_id, dry_run=settings.dry_run)
+        return summarize(
+            summaries, topic=spec.topic, schema_id=schema_id, validate_only=settings.validate_only
+        )
 
     def _settings(self) -> JobSettings:
         """The run's knobs; DAG Params arrive as rendered text, so they are coerced here."""
-        from kafka_ingest.pipeline import JobSettings
+        from kafka_ingest.pipeline.settings import JobSettings
 
         batch_size = int(self.batch_size)
         if batch_size < 1:
@@ -181,7 +184,7 @@ class ExtractToKafkaOperator(BaseOperator):
             extract_date=str(self.extract_date),
             batch_size=batch_size,
             reprocess=_as_bool(self.reprocess),
-            dry_run=_as_bool(self.validate_only),
+            validate_only=_as_bool(self.validate_only),
             max_dlq_ratio=_as_optional(self.max_dlq_ratio, float),
             max_dlq_rows=_as_optional(self.max_dlq_rows, int),
         )

@@ -22,7 +22,8 @@ rule                           passes when
 
 Cardholder data: the full card number never leaves the extract's own column. ``prepare`` derives
 only booleans and ``_card_last4`` from it, the record carries ``card_last4`` alone, and
-``masked_columns`` masks the column in DLQ records (:func:`kafka_ingest.pan.mask_card_number`). A blank
+``masked_columns`` masks the column in DLQ records
+(:func:`kafka_ingest.publish.masking.mask_card_number`). A blank
 card number (spaces only) counts as absent, like any blank value.
 """
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from kafka_ingest.pan import mask_card_number
+from kafka_ingest.publish.masking import mask_card_number
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.topics._rules import (
     CODE_PATTERN,

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kafka_ingest.encode.avro import records_from_table
-from kafka_ingest.pan import mask_card_number
+from kafka_ingest.publish.masking import mask_card_number
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.topics import payments
 from kafka_ingest.topics._rules import luhn_card_numbers

@@ -21,8 +21,8 @@ from great_expectations.expectations.registry import get_expectation_impl
 from kafka_ingest.testing.samples import order_row
 from kafka_ingest.testing.topic_tests import frame_of
 from kafka_ingest.topics.orders import ORDERS
-from kafka_ingest.validate import validator as validation
 from kafka_ingest.validate import gx_adapter
+from kafka_ingest.validate import validator as validation
 from kafka_ingest.validate.gx_adapter import lighter_gx_run, missing_knobs
 from kafka_ingest.validate.validator import BatchValidator
 
@@ -66,7 +66,9 @@ def test_a_missing_gx_internal_is_logged_and_validation_takes_gx_s_plain_path(
     with caplog.at_level("WARNING", logger=gx_adapter.__name__):
         outcome = BatchValidator(ORDERS).validate(ORDERS.prepare(frame_of(ORDERS, rows)))
 
-    warned = [r.args[0] for r in caplog.records if r.name == gx_adapter.__name__ and isinstance(r.args, tuple)]
+    warned = [
+        r.args[0] for r in caplog.records if r.name == gx_adapter.__name__ and isinstance(r.args, tuple)
+    ]
     assert sorted(warned) == sorted(knobs)
     assert outcome.valid.tolist() == expected.valid.tolist() == [True, False]
     assert outcome.failed_rules == expected.failed_rules

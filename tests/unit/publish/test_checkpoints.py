@@ -21,8 +21,8 @@ from confluent_kafka.admin import OffsetSpec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kafka_ingest import checkpoints
-from kafka_ingest.checkpoints import (
+from kafka_ingest.publish import checkpoints
+from kafka_ingest.publish.checkpoints import (
     Checkpoint,
     CheckpointReadTimeout,
     CheckpointStore,

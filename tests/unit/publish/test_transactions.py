@@ -18,16 +18,13 @@ from confluent_kafka import KafkaError, KafkaException
 
 from kafka_ingest.batches import Headers
 from kafka_ingest.errors import PermanentError
-from kafka_ingest.publisher import (
-    PRODUCER_DEFAULTS,
-    BatchToPublish,
+from kafka_ingest.publish.config import PRODUCER_DEFAULTS, producer_config
+from kafka_ingest.publish.records import BatchToPublish, OutgoingMessage, RecordColumns
+from kafka_ingest.publish.transactions import (
     BudgetExceeded,
-    OutgoingMessage,
     ProducerFenced,
     PublishError,
-    RecordColumns,
     TransactionalPublisher,
-    producer_config,
 )
 
 TOPIC, DLQ, CHECKPOINTS = "shop.order", "shop.order.dlq", "_checkpoints"
@@ -392,6 +389,33 @@ def test_a_record_refused_at_produce_as_too_large_moves_to_the_dlq_and_the_batch
         (CHECKPOINTS, None),
     ]
     assert (result.published, result.dlq, result.attempts, result.moved_to_dlq) == (2, 2, 2, [2])
+
+
+def bare_columns(messages: list[OutgoingMessage]) -> RecordColumns:
+    return RecordColumns(
+        TOPIC, [m.value for m in messages], [m.key for m in messages], [m.row for m in messages]
+    )
+
+
+@pytest.mark.parametrize("bare", [list, bare_columns], ids=["messages", "columns"])
+def test_a_refused_record_is_found_by_the_row_it_carries_not_by_a_header(
+    producer: FakeProducer, publisher: TransactionalPublisher, bare: Layout
+) -> None:
+    records = [OutgoingMessage(TOPIC, b"v", f"ORD-{row}".encode(), None, row=row) for row in (1, 2, 3)]
+
+    def refuse_the_second(message: Produced) -> KafkaError | None:
+        if (message.topic, message.key) == (TOPIC, b"ORD-2"):
+            return KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Broker: Message size too large")
+        return None
+
+    producer.refuse_at_produce = refuse_the_second
+    result = publisher.publish(BatchToPublish(bare(records), [], checkpoint, on_too_large=moved_to_dlq))
+    assert (result.published, result.dlq, result.moved_to_dlq) == (2, 1, [2])
+    assert [(m.topic, m.key) for m in producer.committed[0][:3]] == [
+        (TOPIC, b"ORD-1"),
+        (TOPIC, b"ORD-3"),
+        (DLQ, b"ORD-2"),
+    ]
 
 
 def test_a_batch_the_broker_refuses_as_too_large_is_retried_then_fails_with_nothing_committed(

@@ -1,4 +1,4 @@
-"""IngestionJob hands GX only the rows that can fail; the outcome is the full batch's outcome."""
+"""BatchValidator hands GX only the rows that can fail; the outcome is the full batch's outcome."""
 
 from __future__ import annotations
 
@@ -9,27 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kafka_ingest.dlq import RunInfo
-from kafka_ingest.pipeline import IngestionJob, JobSettings
 from kafka_ingest.read import read_extract
-from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.specs import Rule, TopicSpec
 from kafka_ingest.testing.samples import write_day
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
 from kafka_ingest.validate.validator import BatchRuleError, BatchValidator
-
-
-def job(spec: TopicSpec) -> IngestionJob:
-    return IngestionJob(
-        spec,
-        JobSettings(extract_date="2026-01-15", dry_run=True),
-        encoder=None,  # type: ignore[arg-type]  # not used by _validate
-        producer_factory=None,
-        checkpoints=None,
-        metrics=TopicMetrics(spec.topic, NullSink()),
-        run=RunInfo(),
-    )
 
 
 def prepared_batch(spec: TopicSpec, root: Path) -> pd.DataFrame:
@@ -45,7 +30,7 @@ def prepared_batch(spec: TopicSpec, root: Path) -> pd.DataFrame:
 def test_validating_the_rows_that_can_fail_gives_the_full_outcome(spec: TopicSpec, tmp_path: Path) -> None:
     prepared = prepared_batch(spec, tmp_path)
     full = BatchValidator(spec).validate(prepared)
-    subset = job(spec)._validate(prepared)
+    subset = BatchValidator(spec).validate_rows_that_can_fail(prepared)
     assert (~full.valid).sum() > 20
     assert subset.valid.tolist() == full.valid.tolist()
     assert subset.failed_rules == full.failed_rules
@@ -54,7 +39,7 @@ def test_validating_the_rows_that_can_fail_gives_the_full_outcome(spec: TopicSpe
 def test_a_batch_where_every_row_passes_is_valid(tmp_path: Path) -> None:
     prepared = prepared_batch(ORDERS, tmp_path)
     passing = prepared[BatchValidator(ORDERS).validate(prepared).valid].reset_index(drop=True)
-    outcome = job(ORDERS)._validate(passing)
+    outcome = BatchValidator(ORDERS).validate_rows_that_can_fail(passing)
     assert outcome.valid.all()
     assert outcome.failed_rules == {}
 
@@ -65,7 +50,7 @@ def test_a_rule_on_a_raw_column_makes_gx_see_every_row(tmp_path: Path) -> None:
     )
     spec = replace(ORDERS, rules=(*ORDERS.rules, raw))
     prepared = prepared_batch(spec, tmp_path)
-    outcome = job(spec)._validate(prepared)
+    outcome = BatchValidator(spec).validate_rows_that_can_fail(prepared)
     assert outcome.failed_rules == BatchValidator(spec).validate(prepared).failed_rules
     assert any("user_id_short" in rules for rules in outcome.failed_rules.values())
 

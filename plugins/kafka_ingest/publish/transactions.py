@@ -22,7 +22,7 @@ happens then:
 A delivery failure therefore never passes silently: in a transaction, any failed message makes
 the commit fail, and the commit is what decides. That is why records are produced without a
 delivery callback: a Python callback costs each record a message state and a GIL round trip when
-its report is served (~5 % of a run, measured), for reports nothing needs.
+its report is served (docs/performance.md), for reports nothing needs.
 """
 
 from __future__ import annotations
@@ -30,172 +30,14 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, overload
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from kafka_ingest.batches import Headers
 from kafka_ingest.errors import PermanentError
+from kafka_ingest.publish.records import BatchResult, BatchToPublish, OutgoingMessage, RecordColumns
 
 log = logging.getLogger(__name__)
-
-
-#: Throughput-oriented defaults; see docs/performance.md for how they were chosen.
-PRODUCER_DEFAULTS: dict[str, Any] = {
-    "compression.type": "lz4",
-    "linger.ms": 20,
-    "batch.size": 1_000_000,
-    "queue.buffering.max.messages": 500_000,
-    "queue.buffering.max.kbytes": 1_048_576,
-    "transaction.timeout.ms": 60_000,
-    "delivery.timeout.ms": 60_000,
-    "socket.timeout.ms": 30_000,
-    "statistics.interval.ms": 10_000,
-    # Connect to every broker as soon as it is known, not when first needed: init_transactions()
-    # can only start once a broker learned from the cluster is up, and with sparse connections
-    # the first one is connected late, so in about half of the tries it waited out librdkafka's
-    # fixed 500 ms retry timer, once per file (see docs/performance.md).
-    "enable.sparse.connections": False,
-}
-
-#: What exactly-once needs; an operator or connection cannot override these.
-PRODUCER_REQUIRED: dict[str, Any] = {
-    "enable.idempotence": True,
-    "acks": "all",
-    "max.in.flight.requests.per.connection": 5,
-}
-
-#: Keys that only make sense for consumers or admin clients, dropped before building a producer.
-_NON_PRODUCER_KEYS = ("group.id", "auto.offset.reset", "enable.auto.commit", "isolation.level")
-
-
-def producer_config(
-    connection_config: Mapping[str, Any],
-    transactional_id: str,
-    overrides: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Defaults < connection extra < operator overrides < what exactly-once requires."""
-    config = {**PRODUCER_DEFAULTS, **connection_config, **(overrides or {})}
-    for key in _NON_PRODUCER_KEYS:
-        config.pop(key, None)
-    config.update(PRODUCER_REQUIRED)
-    config["transactional.id"] = transactional_id
-    return config
-
-
-@dataclass
-class OutgoingMessage:
-    """One record to produce; ``row`` ties it back to its source row (0 for checkpoints)."""
-
-    topic: str
-    value: bytes
-    key: bytes | None = None
-    headers: Headers | None = None
-    partition: int = -1
-    row: int = 0
-
-
-@dataclass
-class RecordColumns(Sequence[OutgoingMessage]):
-    """Records for one topic as parallel columns: what the hot produce loop reads.
-
-    The judge stage gets a batch's values, keys and per-row header values from Arrow as whole
-    columns. Kept as columns they are produced without one :class:`OutgoingMessage` per record,
-    whose building and freeing was ~10 % of the task's GIL time in a profile; the header lists
-    ``produce()`` needs are made as it goes. As a sequence it still reads as ``OutgoingMessage``
-    values (headers: ``common_headers``, then ``row_headers`` in order), for the rare paths (a
-    record refused as too large) and for tests.
-    """
-
-    topic: str
-    values: list[bytes]
-    keys: list[bytes | None]
-    rows: list[int]
-    #: the same on every record, and first
-    common_headers: Headers = field(default_factory=list)
-    #: per-row header values by header name, one column each, after the common headers
-    row_headers: dict[str, list[bytes]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        lengths = {len(self.values), len(self.keys), len(self.rows), *map(len, self.row_headers.values())}
-        if len(lengths) > 1:
-            raise ValueError(f"RecordColumns: columns of different lengths {sorted(lengths)}")
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    @overload
-    def __getitem__(self, index: int) -> OutgoingMessage: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[OutgoingMessage]: ...
-
-    def __getitem__(self, index: int | slice) -> OutgoingMessage | Sequence[OutgoingMessage]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        own = ((name, column[index]) for name, column in self.row_headers.items())
-        headers = [*self.common_headers, *own]
-        value, key, row = self.values[index], self.keys[index], self.rows[index]
-        return OutgoingMessage(self.topic, value, key, headers, -1, row)
-
-    def __iter__(self) -> Iterator[OutgoingMessage]:
-        for value, key, headers, row in zip(
-            self.values, self.keys, self.header_lists(), self.rows, strict=True
-        ):
-            yield OutgoingMessage(self.topic, value, key, headers, -1, row)
-
-    def header_lists(self) -> Iterator[Headers | None]:
-        """Each record's header list, built by C-level iterators (no Python code per record)."""
-        count = len(self)
-        if not self.common_headers and not self.row_headers:
-            return itertools.repeat(None, count)
-        common = [itertools.repeat(header, count) for header in self.common_headers]
-        own = [zip(itertools.repeat(n, count), column, strict=True) for n, column in self.row_headers.items()]
-        return map(list, zip(*common, *own, strict=True))
-
-    def without(self, rows: Iterable[int]) -> RecordColumns:
-        """The same columns without the records of source ``rows``."""
-        dropped = set(rows)
-        keep = [row not in dropped for row in self.rows]
-
-        def kept(column: list[Any]) -> list[Any]:
-            return list(itertools.compress(column, keep))
-
-        return RecordColumns(
-            self.topic,
-            kept(self.values),
-            kept(self.keys),
-            kept(self.rows),
-            self.common_headers,
-            {name: kept(column) for name, column in self.row_headers.items()},
-        )
-
-
-@dataclass
-class BatchToPublish:
-    """What one transaction carries.
-
-    ``records`` is a list of messages or, from the pipeline, :class:`RecordColumns`.
-    ``checkpoint`` builds the checkpoint record from the batch as it is about to be produced (a
-    retry may have moved records to the DLQ); ``on_too_large`` turns a record refused for its size
-    into its DLQ replacement.
-    """
-
-    records: Sequence[OutgoingMessage]
-    dlq: list[OutgoingMessage]
-    checkpoint: Callable[[BatchToPublish], OutgoingMessage]
-    on_too_large: Callable[[OutgoingMessage, str], OutgoingMessage] | None = None
-
-
-@dataclass
-class BatchResult:
-    published: int
-    dlq: int
-    attempts: int
-    moved_to_dlq: list[int] = field(default_factory=list)
-    commit_seconds: float = 0.0
 
 
 class PublishError(Exception):
@@ -311,14 +153,16 @@ class TransactionalPublisher:
         :meth:`_after_refusal` with the record as a message."""
         refused = False
         produce, topic = self._producer.produce, records.topic
-        for value, key, headers in zip(records.values, records.keys, records.header_lists(), strict=True):
+        columns = zip(records.values, records.keys, records.header_lists(), records.rows, strict=True)
+        for value, key, headers, row in columns:
             try:
                 # Positional, in the order of the C signature (topic, value, key, partition,
-                # on_delivery, callback, timestamp, headers; confluent-kafka is pinned): keywords
-                # cost ~0.3 µs a record, a str built and hashed per keyword looked up.
+                # on_delivery, callback, timestamp, headers; confluent-kafka is pinned): each
+                # keyword would cost a str built and hashed per record.
                 produce(topic, value, key, -1, None, None, 0, headers)
             except (BufferError, KafkaException) as exc:
-                refused = not self._after_refusal(OutgoingMessage(topic, value, key, headers), exc) or refused
+                message = OutgoingMessage(topic, value, key, headers, row=row)
+                refused = not self._after_refusal(message, exc) or refused
         return refused
 
     def _produce_messages(self, messages: Iterable[OutgoingMessage]) -> bool:
@@ -399,12 +243,14 @@ class TransactionalPublisher:
         return None
 
     def _move_too_large(self, batch: BatchToPublish) -> list[int]:
-        """Replace records refused for their size by DLQ records, so the retry can succeed."""
-        rows = {_header(message, "source.row") for message in self._refused}
-        rows.discard(None)
+        """Replace records refused for their size by DLQ records, so the retry can succeed.
+
+        A refused record is found by the source row it carries (``OutgoingMessage.row``).
+        """
+        rows = {message.row for message in self._refused if message.row}
         if not rows or batch.on_too_large is None:
             return []
-        moved = [record for record in batch.records if str(record.row) in rows]
+        moved = [record for record in batch.records if record.row in rows]
         batch.dlq.extend(batch.on_too_large(record, "record too large for the broker") for record in moved)
         gone = {record.row for record in moved}
         if isinstance(batch.records, RecordColumns):
@@ -427,10 +273,3 @@ class TransactionalPublisher:
             f"Producer {self.transactional_id} could not {action} ({kind} error {error.name()}: "
             f"{error.str()}); nothing of the open batch is visible."
         )
-
-
-def _header(message: OutgoingMessage, name: str) -> str | None:
-    for key, value in message.headers or ():
-        if key == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None

@@ -11,11 +11,12 @@ from typing import Any, cast
 
 import pytest
 
-from kafka_ingest import pipeline
-from kafka_ingest.checkpoints import Checkpoint, CheckpointStore
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.encode.avro import AvroEncoder
-from kafka_ingest.pipeline import IngestionJob, JobSettings
+from kafka_ingest.pipeline import job as pipeline_job
+from kafka_ingest.pipeline.job import IngestionJob
+from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.publish.checkpoints import Checkpoint, CheckpointStore
 from kafka_ingest.read import ExtractReadError
 from kafka_ingest.registry import load_schema
 from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
@@ -120,7 +121,7 @@ def test_the_file_is_hashed_while_transactions_start_and_the_checkpoint_is_read(
             reading.set()
             return Checkpoint(key=key, fingerprint="sha256:same", rows_done=1, complete=True, published=1)
 
-    monkeypatch.setattr(pipeline, "fingerprint", fingerprint)
+    monkeypatch.setattr(pipeline_job, "fingerprint", fingerprint)
     made: list[RecordingProducer] = []
 
     [summary] = publishing_job(made, checkpoints=Checkpoints(), events=events).run([str(extract)])

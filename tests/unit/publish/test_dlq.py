@@ -13,17 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kafka_ingest import pan
-from kafka_ingest.batches import RejectedRow
-from kafka_ingest.dlq import (
-    DEFAULT_MAX_ENVELOPE_BYTES,
-    MAX_KEY_CHARS,
-    DlqEnvelopeBuilder,
-    RunInfo,
-    SourceInfo,
-    dlq_headers,
-    dlq_key,
-)
+from kafka_ingest.batches import RejectedRow, RunInfo, SourceInfo
+from kafka_ingest.publish import masking as pan
+from kafka_ingest.publish.dlq import DEFAULT_MAX_ENVELOPE_BYTES, MAX_KEY_CHARS, DlqEnvelopeBuilder, dlq_key
+from kafka_ingest.publish.headers import dlq_headers
 from kafka_ingest.read import read_extract
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.topics.payments import PAYMENTS

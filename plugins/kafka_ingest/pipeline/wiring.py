@@ -13,11 +13,12 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from kafka_ingest.checkpoints import CheckpointStore
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.encode.table import make_table_encoder
-from kafka_ingest.pipeline import IngestionJob, JobSettings
-from kafka_ingest.publisher import producer_config
+from kafka_ingest.pipeline.job import IngestionJob
+from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.publish.checkpoints import CheckpointStore
+from kafka_ingest.publish.config import producer_config
 from kafka_ingest.registry import (
     IncompatibleSchemaError,
     LoadedSchema,
@@ -43,12 +44,12 @@ def build_job(
 ) -> tuple[IngestionJob, int]:
     """The job and the value schema id it encodes with."""
     schema = load_schema(spec.schema_path)
-    if settings.dry_run:
-        schema_id = _dry_run_schema_id(registry_client, spec.subject, schema)
+    if settings.validate_only:
+        schema_id = _validate_only_schema_id(registry_client, spec.subject, schema)
     else:
         schema_id = resolve_schema_id(registry_client, spec.subject, schema, auto_register=auto_register)
     encoder = make_table_encoder(schema, schema_id, columnar=settings.columnar_encoder)
-    if settings.dry_run:
+    if settings.validate_only:
         return IngestionJob(
             spec, settings, encoder=encoder, producer_factory=None, checkpoints=None, metrics=metrics, run=run
         ), schema_id
@@ -81,7 +82,7 @@ def build_job(
     return job, schema_id
 
 
-def _dry_run_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:
+def _validate_only_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:
     """A dry run never registers: the registered id if there is one, else 0.
 
     An incompatible schema still fails the dry run, as it would fail the real one.

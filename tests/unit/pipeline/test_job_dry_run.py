@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from kafka_ingest.dlq import RunInfo
+from kafka_ingest.batches import RunInfo
 from kafka_ingest.encode.avro import AvroEncoder
-from kafka_ingest.pipeline import FileSummary, IngestionJob, JobSettings, summarize
+from kafka_ingest.pipeline.job import IngestionJob
+from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.pipeline.summary import FileSummary, summarize
 from kafka_ingest.registry import load_schema
 from kafka_ingest.runtime.allocation import GC_YOUNG_THRESHOLD
 from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
@@ -38,7 +40,7 @@ RUN = RunInfo(dag_id="ingest_orders", run_id="manual__dry", task_id="publish", t
 def job(spec: TopicSpec, *, batch_size: int = 25) -> IngestionJob:
     return IngestionJob(
         spec,
-        JobSettings(extract_date=DATE, dry_run=True, batch_size=batch_size),
+        JobSettings(extract_date=DATE, validate_only=True, batch_size=batch_size),
         encoder=AvroEncoder(load_schema(spec.schema_path), 1),
         producer_factory=None,
         checkpoints=None,
@@ -109,7 +111,7 @@ def test_sample_rows_are_rejected_at_validation(dry_run: DryRun) -> None:
 
 
 def test_a_dry_run_skips_nothing_and_marks_its_files(dry_run: DryRun) -> None:
-    assert {(s.status, s.skipped) for s in dry_run.summaries} == {("dry run", 0)}
+    assert {(s.status, s.skipped) for s in dry_run.summaries} == {("validated only", 0)}
 
 
 def test_a_dry_run_names_each_files_checkpoint_and_fingerprint(dry_run: DryRun) -> None:
@@ -119,11 +121,11 @@ def test_a_dry_run_names_each_files_checkpoint_and_fingerprint(dry_run: DryRun) 
 
 
 def test_summarize_totals_the_files_for_xcom(dry_run: DryRun) -> None:
-    summary = summarize(dry_run.summaries, topic=dry_run.spec.topic, schema_id=1, dry_run=True)
+    summary = summarize(dry_run.summaries, topic=dry_run.spec.topic, schema_id=1, validate_only=True)
     assert {k: v for k, v in summary.items() if k != "per_file"} == {
         "topic": dry_run.spec.topic,
         "schema_id": 1,
-        "dry_run": True,
+        "validate_only": True,
         "files": 3,
         "rows_read": 3 * ROWS_PER_FILE,
         "published": len(dry_run.manifest.published),
@@ -134,7 +136,7 @@ def test_summarize_totals_the_files_for_xcom(dry_run: DryRun) -> None:
 
 
 def test_summarize_lists_each_file_and_is_json_able(dry_run: DryRun) -> None:
-    summary = summarize(dry_run.summaries, topic=dry_run.spec.topic, schema_id=1, dry_run=True)
+    summary = summarize(dry_run.summaries, topic=dry_run.spec.topic, schema_id=1, validate_only=True)
     assert summary["per_file"] == [asdict(s) for s in dry_run.summaries]
     assert json.loads(json.dumps(summary)) == summary
 
@@ -175,9 +177,9 @@ def handed_to_commit(ingest: IngestionJob, monkeypatch: pytest.MonkeyPatch) -> l
     handed: list[Any] = []
     commit = ingest._commit
 
-    def committing(prepared: Any, *args: Any) -> None:
+    def committing(prepared: Any, *args: Any) -> Any:
         handed.append(prepared)
-        commit(prepared, *args)
+        return commit(prepared, *args)
 
     monkeypatch.setattr(ingest, "_commit", committing)
     return handed
@@ -194,7 +196,7 @@ def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_fil
     extract, _ = orders_extract(tmp_path, 60)
     ingest = job(ORDERS, batch_size=10)
     seen: list[tuple[str, str, int]] = []
-    parse, judge, commit = ingest._parse, ingest._judge, ingest._commit
+    parse, judge, commit = ingest.stages.parse, ingest.stages.judge, ingest._commit
 
     def parsing(batch: Any, resume_after: int) -> Any:
         seen.append(("parse", threading.current_thread().name, batch.last_row))
@@ -204,12 +206,12 @@ def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_fil
         seen.append(("judge", threading.current_thread().name, int(parsed.rows[-1])))
         return judge(parsed, *args)
 
-    def committing(prepared: Any, *args: Any) -> None:
+    def committing(prepared: Any, *args: Any) -> Any:
         seen.append(("commit", threading.current_thread().name, max(r.row for r in prepared.records)))
-        commit(prepared, *args)
+        return commit(prepared, *args)
 
-    monkeypatch.setattr(ingest, "_parse", parsing)
-    monkeypatch.setattr(ingest, "_judge", judging)
+    monkeypatch.setattr(ingest.stages, "parse", parsing)
+    monkeypatch.setattr(ingest.stages, "judge", judging)
     monkeypatch.setattr(ingest, "_commit", committing)
     (summary,) = ingest.run([str(extract)])
     assert summary.published == 60
@@ -220,7 +222,7 @@ def test_batches_are_parsed_and_judged_on_their_own_threads_and_published_in_fil
 
 @pytest.mark.parametrize(
     ("stage", "failing", "published"),
-    [("_parse", 20, [10]), ("_parse", 30, [10, 20]), ("_judge", 30, [10, 20])],
+    [("parse", 20, [10]), ("parse", 30, [10, 20]), ("judge", 30, [10, 20])],
     ids=["parse-second-of-a-group", "parse-first-of-a-group", "judge"],
 )
 def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_stage_thread(
@@ -228,15 +230,15 @@ def test_a_failing_batch_surfaces_after_the_batches_before_it_and_stops_every_st
 ) -> None:
     extract, _ = orders_extract(tmp_path, 60)
     ingest = job(ORDERS, batch_size=10)
-    original = getattr(ingest, stage)
+    original = getattr(ingest.stages, stage)
 
     def failing_stage(item: Any, *args: Any) -> Any:
-        last = item.last_row if stage == "_parse" else int(item.rows[-1])
+        last = item.last_row if stage == "parse" else int(item.rows[-1])
         if last == failing:
             raise RuntimeError(f"batch {failing} cannot be handled")
         return original(item, *args)
 
-    monkeypatch.setattr(ingest, stage, failing_stage)
+    monkeypatch.setattr(ingest.stages, stage, failing_stage)
     handed = handed_to_commit(ingest, monkeypatch)
     with pytest.raises(RuntimeError, match=f"batch {failing} cannot"):
         ingest.run([str(extract)])
@@ -250,7 +252,7 @@ def test_a_batch_rule_failing_in_the_second_batch_of_a_gx_run_lets_the_first_be_
 ) -> None:
     extract, rows = orders_extract(tmp_path, 60)
     ingest = job(ORDERS, batch_size=10)
-    validator = ingest._validator
+    validator = ingest.stages.validator
     alone, together = validator.validate_rows_that_can_fail, validator.validate_together
     poisoned = rows[39]["order_number"]  # row 40: the second batch of the second GX run
 
@@ -278,7 +280,7 @@ def test_a_row_the_encoder_refuses_goes_to_the_dlq_and_the_others_keep_their_key
     extract, rows = orders_extract(tmp_path, 10)
     ingest = job(ORDERS, batch_size=10)
     refused = rows[3]["order_number"]  # row 4
-    encode = ingest._encoder.encode_table
+    encode = ingest.stages.encoder.encode_table
 
     def refusing(table: Any) -> Any:
         values, errors = encode(table)
@@ -286,7 +288,7 @@ def test_a_row_the_encoder_refuses_goes_to_the_dlq_and_the_others_keep_their_key
         values[position] = None
         return values, [*errors, (position, "AvroEncodeError", "scripted refusal")]
 
-    monkeypatch.setattr(ingest._encoder, "encode_table", refusing)
+    monkeypatch.setattr(ingest.stages.encoder, "encode_table", refusing)
     handed_over = handed_to_commit(ingest, monkeypatch)
     (summary,) = ingest.run([str(extract)])
     assert (summary.published, summary.dlq, summary.dlq_by_stage) == (9, 1, {"serialize": 1})
@@ -315,9 +317,9 @@ def test_batches_are_committed_with_the_process_tuned_for_ingestion_and_it_is_re
     young_thresholds: list[int] = []
     commit = ingest._commit
 
-    def committing(prepared: Any, *args: Any) -> None:
+    def committing(prepared: Any, *args: Any) -> Any:
         young_thresholds.append(gc.get_threshold()[0])
-        commit(prepared, *args)
+        return commit(prepared, *args)
 
     monkeypatch.setattr(ingest, "_commit", committing)
     before = gc.get_threshold()

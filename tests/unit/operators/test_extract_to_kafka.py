@@ -29,9 +29,9 @@ class _Job:
 def test_the_job_is_built_and_run_with_the_allocators_tuned_and_restored_after(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from kafka_ingest import wiring
     from kafka_ingest.hooks.kafka import TransactionalProducerHook
     from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
+    from kafka_ingest.pipeline import wiring
 
     seen: dict[str, bool] = {}
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka_ingest.batches import Headers, RejectedRow
-from kafka_ingest.pan import may_hold_pans, scrub_pans
+from kafka_ingest.batches import RejectedRow, RunInfo, SourceInfo
+from kafka_ingest.publish.masking import may_hold_pans, scrub_pans
 from kafka_ingest.specs import TopicSpec
 
 #: Envelopes stay below librdkafka's and the broker's default 1 MB message limit.
@@ -30,37 +29,6 @@ DEFAULT_MAX_ENVELOPE_BYTES = 256 * 1024
 MAX_KEY_CHARS = 1_024
 _MAX_MESSAGE_CHARS = 2_000
 _MAX_VALUE_CHARS = 4_096
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """Which run read a row: the DLQ's ``run`` block and the ``dag/run/task`` headers."""
-
-    dag_id: str = ""
-    run_id: str = ""
-    task_id: str = ""
-    map_index: int = -1
-    try_number: int = 0
-    #: how many times the run was cleared: tells a retry (same) from a rerun (higher)
-    clear_number: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "map_index": self.map_index,
-            "try_number": self.try_number,
-        }
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """Where a batch came from: the DLQ's ``source`` block."""
-
-    dataset: str
-    date: str
-    file: str
 
 
 class DlqEnvelopeBuilder:
@@ -136,16 +104,6 @@ def dlq_key(rejected: RejectedRow, spec: TopicSpec) -> bytes | None:
     if not isinstance(value, str) or not value or len(value) > MAX_KEY_CHARS:
         return None
     return scrub_pans(value).encode()
-
-
-def dlq_headers(rejected: RejectedRow, source: SourceInfo) -> Headers:
-    """Headers that let consumers route DLQ records without parsing the envelope."""
-    return [
-        ("dlq.stage", str(rejected.stage).encode()),
-        ("dlq.error_type", rejected.error_type.encode()),
-        ("source.file", source.file.encode()),
-        ("source.row", str(rejected.row).encode()),
-    ]
 
 
 def _scrubbed(value: Any) -> Any:

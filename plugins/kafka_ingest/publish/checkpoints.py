@@ -12,7 +12,7 @@ goes on (read_committed) until the consumer has passed the partition's *high wat
 its last stable offset; otherwise a committed checkpoint that sits behind another producer's open
 transaction would be missed and its batches published twice. A transaction left open by a crashed
 task is aborted by the broker after ``transaction.timeout.ms``, so the read timeout must be longer
-than that (``wiring.build_job`` sets it so): a read may wait for a dead transaction, but never
+than that (``pipeline/wiring.py`` sets it so): a read may wait for a dead transaction, but never
 fails because of one.
 """
 
@@ -22,7 +22,7 @@ import json
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from confluent_kafka import (
@@ -33,6 +33,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from kafka_ingest.batches import RunInfo
+from kafka_ingest.publish.records import OutgoingMessage
 
 #: Where every topic's checkpoints go unless an operator says otherwise.
 DEFAULT_CHECKPOINT_TOPIC = "_kafka_ingest.checkpoints"
@@ -82,6 +85,40 @@ class Checkpoint:
     reprocess: bool = False
     updated_at: float = field(default_factory=time.time)
 
+    @classmethod
+    def start(
+        cls, key: str, fingerprint: str, run: RunInfo, *, reprocess: bool, base: Checkpoint | None = None
+    ) -> Checkpoint:
+        """The checkpoint a run starts a file from: nothing done, or the counts of ``base`` so far."""
+        done = (base.rows_done, base.published, base.dlq, base.batches) if base else (0, 0, 0, 0)
+        return cls(
+            key=key,
+            fingerprint=fingerprint,
+            rows_done=done[0],
+            published=done[1],
+            dlq=done[2],
+            batches=done[3],
+            run_id=run.run_id,
+            try_number=run.try_number,
+            clear_number=run.clear_number,
+            reprocess=reprocess,
+        )
+
+    def after(self, rows_done: int, published: int, dlq: int) -> Checkpoint:
+        """The checkpoint once one more batch, up to record ``rows_done``, commits.
+
+        The one place checkpoint arithmetic happens: the publisher writes what this returns in
+        the batch's transaction, and the job goes on from that same value once it committed.
+        """
+        return replace(
+            self,
+            rows_done=rows_done,
+            published=self.published + published,
+            dlq=self.dlq + dlq,
+            batches=self.batches + 1,
+            updated_at=time.time(),
+        )
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
 
@@ -95,6 +132,15 @@ class Checkpoint:
 def checkpoint_key(topic: str, dataset: str, date: str, file_name: str) -> str:
     """The identity of one unit of work: a file of a dataset's day, published to a topic."""
     return f"{topic}/{dataset}/{date}/{file_name}"
+
+
+def transactional_id_for(checkpoint_key: str) -> str:
+    """One transactional id per unit of work (topic, dataset, date, file), the same on every try.
+
+    Fencing and checkpoints must cover the same unit: whichever run, DAG or map index publishes a
+    file, a second attempt at the same file fences the first.
+    """
+    return f"kafka-ingest/{checkpoint_key}"
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -176,6 +222,15 @@ class CheckpointStore:
             self.ensure_topic()
         assert self._partitions is not None
         return partition_for(key, self._partitions)
+
+    def message(self, checkpoint: Checkpoint) -> OutgoingMessage:
+        """The record that writes ``checkpoint`` in a batch's transaction."""
+        return OutgoingMessage(
+            self.topic,
+            checkpoint.to_json(),
+            checkpoint.key.encode(),
+            partition=self.partition(checkpoint.key),
+        )
 
     def load(self, key: str) -> Checkpoint | None:
         """The last committed checkpoint for ``key``, or None if the file was never started."""
