@@ -55,10 +55,12 @@ test-faults: setup
 test-unit: $(INSTALLED)
 	$(WITH_ENV) $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# lint-imports: the package's import layers (pyproject.toml [tool.importlinter], docs/architecture.md).
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 demo: setup up
 	scripts/demo

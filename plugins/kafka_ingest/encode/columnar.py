@@ -69,8 +69,7 @@ class EncodedTable(NamedTuple):
     def to_pylist(self) -> list[bytes | None]:
         """One ``bytes`` per row (``None`` for failed rows), as ``Producer.produce(value=...)`` wants.
 
-        Measured fastest: ~18M values/s, against ~6M/s slicing a ``bytes`` in Python; produce()
-        refuses memoryviews.
+        The fastest way found (docs/performance.md); ``produce()`` refuses memoryviews.
         """
         values: list[bytes | None] = self.values.to_pylist()
         return values
@@ -84,7 +83,7 @@ class _Failure:
 
 
 @dataclass
-class _Prepared:
+class _Measured:
     """A column measured and ready to write: bytes per slot, then a writer given each slot's start."""
 
     sizes: np.ndarray
@@ -209,7 +208,7 @@ class _Node:
         self.path = path
         self.label = label
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         raise NotImplementedError
 
     def failure(self, mask: np.ndarray | None, error_type: str, problem: str) -> Failures:
@@ -236,7 +235,7 @@ class _VarintNode(_Node):
     def values(self, array: pa.Array, active: Active) -> tuple[np.ndarray, Failures]:
         raise NotImplementedError
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         values, failures = self.values(array, active)
         zigzag = ((values << 1) ^ (values >> 63)).view(np.uint64)
         sizes = _inactive_zero(_varint_sizes(zigzag), active)
@@ -245,7 +244,7 @@ class _VarintNode(_Node):
         def write(out: np.ndarray, starts: np.ndarray) -> None:
             _write_varints(out, _chosen(starts, active), chosen)
 
-        return _Prepared(sizes, write, self.null_failures(array, active) + failures)
+        return _Measured(sizes, write, self.null_failures(array, active) + failures)
 
 
 class _IntegerNode(_VarintNode):
@@ -304,7 +303,7 @@ class _FixedNode(_Node):
     def matrix(self, array: pa.Array) -> np.ndarray:
         raise NotImplementedError
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         matrix = _chosen(self.matrix(array), active)
         width = matrix.shape[1]
         sizes = _inactive_zero(np.full(len(array), width, dtype=np.int64), active)
@@ -312,7 +311,7 @@ class _FixedNode(_Node):
         def write(out: np.ndarray, starts: np.ndarray) -> None:
             out[_chosen(starts, active)[:, None] + np.arange(width)] = matrix
 
-        return _Prepared(sizes, write, self.null_failures(array, active))
+        return _Measured(sizes, write, self.null_failures(array, active))
 
 
 class _BooleanNode(_FixedNode):
@@ -343,7 +342,7 @@ class _BinaryNode(_Node):
     def accepts(self, kind: pa.DataType) -> bool:
         return _is_text(kind)
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         array = self._plain(array)
         offsets, data = _binary_buffers(array)
         lengths = np.diff(offsets)
@@ -355,7 +354,7 @@ class _BinaryNode(_Node):
             _write_varints(out, _chosen(starts, active), _chosen(zigzag, active))
             _scatter_bodies(out, starts + heads, offsets, active, data)
 
-        return _Prepared(sizes, write, self.null_failures(array, active))
+        return _Measured(sizes, write, self.null_failures(array, active))
 
     def _plain(self, array: pa.Array) -> pa.Array:
         """Dictionary and view layouts as a plain (large) string/binary array with offsets."""
@@ -392,7 +391,7 @@ class _DecimalNode(_Node):
         self.precision = precision
         self.scale = scale
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         array = self._decimal128(array)
         checked = _both(active, _validity(array))
         failures = self.null_failures(array, active)
@@ -416,7 +415,7 @@ class _DecimalNode(_Node):
             out[chosen] = lengths << 1  # at most 17 bytes: the varint is always one byte
             _scatter_tails(out, chosen + 1, matrix, lengths)
 
-        return _Prepared(sizes, write, failures)
+        return _Measured(sizes, write, failures)
 
     def _decimal128(self, array: pa.Array) -> pa.Array:
         if not pa.types.is_decimal(array.type) or array.type.precision > 38:
@@ -444,7 +443,7 @@ class _UnionNode(_Node):
         self.value = value
         self.null_index = null_index
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         if pa.types.is_null(array.type):
             return _constant(bytes([self.null_index << 1]), len(array), active)
         valid = _validity(array)
@@ -459,7 +458,7 @@ class _UnionNode(_Node):
                 out[_chosen(starts, _both(active, ~valid))] = null_byte
             value.write(out, starts + 1)
 
-        return _Prepared(sizes, write, value.failures)
+        return _Measured(sizes, write, value.failures)
 
 
 class _ArrayNode(_Node):
@@ -469,7 +468,7 @@ class _ArrayNode(_Node):
         super().__init__(path, label)
         self.items = items
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         if not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)):
             raise self.unsupported(array)
         offsets = _fixed_width(
@@ -493,7 +492,7 @@ class _ArrayNode(_Node):
             prepared.write(out, np.repeat(starts + heads - first, spans) + ends[:-1])
 
         failures = self.null_failures(array, active) + _per_row(prepared.failures, spans)
-        return _Prepared(sizes, write, failures)
+        return _Measured(sizes, write, failures)
 
 
 class _RecordNode(_Node):
@@ -507,7 +506,7 @@ class _RecordNode(_Node):
         self._named = named
         self._defaults: dict[str, bytes] = {}
 
-    def prepare(self, array: pa.Array, active: Active) -> _Prepared:
+    def prepare(self, array: pa.Array, active: Active) -> _Measured:
         if not pa.types.is_struct(array.type):
             raise self.unsupported(array)
         present = _both(active, _validity(array))
@@ -515,7 +514,7 @@ class _RecordNode(_Node):
         prepared.failures[:0] = self.null_failures(array, active)
         return prepared
 
-    def prepare_columns(self, column: Callable[[str], pa.Array | None], n: int, active: Active) -> _Prepared:
+    def prepare_columns(self, column: Callable[[str], pa.Array | None], n: int, active: Active) -> _Measured:
         parts = [
             self._prepare_field(name, node, spec, column(name), n, active) for name, node, spec in self.fields
         ]
@@ -529,21 +528,21 @@ class _RecordNode(_Node):
                 part.write(out, position)
                 position += part.sizes
 
-        return _Prepared(sizes, write, [f for part in parts for f in part.failures])
+        return _Measured(sizes, write, [f for part in parts for f in part.failures])
 
     def _prepare_field(
         self, name: str, node: _Node, spec: dict[str, Any], array: pa.Array | None, n: int, active: Active
-    ) -> _Prepared:
+    ) -> _Measured:
         if array is not None and (isinstance(node, _UnionNode) or not pa.types.is_null(array.type)):
             return node.prepare(array, active)
         if array is not None:  # an all-null column of Arrow's null type
             failures = node.failure(_all(active, n), "type_mismatch", "null where the schema allows none")
-            return _Prepared(np.zeros(n, dtype=np.int64), lambda out, starts: None, failures)
+            return _Measured(np.zeros(n, dtype=np.int64), lambda out, starts: None, failures)
         if "default" not in spec:
             failures = node.failure(
                 _all(active, n), "missing_field", f"'{name}' is missing and has no default"
             )
-            return _Prepared(np.zeros(n, dtype=np.int64), lambda out, starts: None, failures)
+            return _Measured(np.zeros(n, dtype=np.int64), lambda out, starts: None, failures)
         return _constant(self._default(spec), n, active)
 
     def _default(self, spec: dict[str, Any]) -> bytes:
@@ -557,14 +556,14 @@ class _RecordNode(_Node):
         return self._defaults[spec["name"]]
 
 
-def _constant(value: bytes, n: int, active: Active) -> _Prepared:
+def _constant(value: bytes, n: int, active: Active) -> _Measured:
     pattern = np.frombuffer(value, dtype=np.uint8)
     sizes = _inactive_zero(np.full(n, len(value), dtype=np.int64), active)
 
     def write(out: np.ndarray, starts: np.ndarray) -> None:
         out[_chosen(starts, active)[:, None] + np.arange(len(value))] = pattern
 
-    return _Prepared(sizes, write)
+    return _Measured(sizes, write)
 
 
 # --------------------------------------------------------------------------- numpy kernels

@@ -155,7 +155,7 @@ class ExtractToKafkaOperator(BaseOperator):
         settings = self._settings()
         # Tuned from before the job is built: the task's heap (Airflow, GX, pandas) is frozen
         # before building the job's clients allocates enough to set off a full collection of it
-        # (~0.2 s, measured; allocation.py).
+        # (runtime/allocation.py).
         with tuned_for_ingestion():
             job, schema_id = build_job(
                 spec,

@@ -33,16 +33,16 @@ from kafka_ingest.pipeline.duplicates import DuplicateScope
 from kafka_ingest.pipeline.resume import Resume, Skip, decide_resume
 from kafka_ingest.pipeline.settings import JobSettings, ProducerFactory
 from kafka_ingest.pipeline.stages import BatchStages, Judged
-from kafka_ingest.pipeline.summary import FileSummary, Progress, count_stages
+from kafka_ingest.pipeline.summary import FileSummary, Progress, count_batch, count_stages
 from kafka_ingest.publish.checkpoints import Checkpoint, CheckpointStore, checkpoint_key, transactional_id_for
 from kafka_ingest.publish.messages import MessageBuilder
 from kafka_ingest.publish.null import NO_CHECKPOINTS, CheckpointReader, NullPublisher, Publisher
-from kafka_ingest.publish.records import BatchResult, BatchToPublish
+from kafka_ingest.publish.records import BatchToPublish
 from kafka_ingest.publish.transactions import TransactionalPublisher
 from kafka_ingest.read import check_unchanged, file_name, file_state, fingerprint, pinned
 from kafka_ingest.runtime.allocation import tuned_for_ingestion
 from kafka_ingest.runtime.metrics import TopicMetrics
-from kafka_ingest.specs import Stage, TopicSpec
+from kafka_ingest.specs import TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -220,24 +220,8 @@ class IngestionJob:
         )
         result = publisher.publish(batch, before_commit=self._budget.check)
         self._budget.spent(result.dlq)
-        self._count(result, count_stages(judged.rejected), summary)
+        count_batch(summary, self._metrics, result, count_stages(judged.rejected))
         return committed[-1]
-
-    def _count(self, result: BatchResult, stages: dict[str, int], summary: FileSummary) -> None:
-        if result.moved_to_dlq:
-            stages[str(Stage.PRODUCE)] = stages.get(str(Stage.PRODUCE), 0) + len(result.moved_to_dlq)
-        if result.committed:
-            self._metrics.timing("commit_latency", result.commit_seconds)
-            self._metrics.incr("batches_committed")
-            self._metrics.incr("batches_aborted", result.attempts - 1)
-        summary.published += result.published
-        summary.dlq += result.dlq
-        summary.batches += 1
-        summary.add_dlq(stages)
-        for stage, count in stages.items():
-            self._metrics.incr(f"rows_dlq.{stage}", count)
-        self._metrics.incr("rows_published", result.published)
-        self._metrics.incr("rows_dlq", result.dlq)
 
 
 def _log_decision(path: str, decision: Resume) -> None:

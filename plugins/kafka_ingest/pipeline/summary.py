@@ -10,6 +10,9 @@ from typing import Any
 
 from kafka_ingest.batches import RejectedRow
 from kafka_ingest.errors import PermanentError
+from kafka_ingest.publish.records import BatchResult
+from kafka_ingest.runtime.metrics import TopicMetrics
+from kafka_ingest.specs import Stage
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,26 @@ def summarize(
         **totals,
         "per_file": [asdict(f) for f in files],
     }
+
+
+def count_batch(
+    summary: FileSummary, metrics: TopicMetrics, result: BatchResult, stages: dict[str, int]
+) -> None:
+    """Count one batch's outcome (``stages``: its rejects per stage) in the file's summary and metrics."""
+    if result.moved_to_dlq:
+        stages[str(Stage.PRODUCE)] = stages.get(str(Stage.PRODUCE), 0) + len(result.moved_to_dlq)
+    if result.committed:
+        metrics.timing("commit_latency", result.commit_seconds)
+        metrics.incr("batches_committed")
+        metrics.incr("batches_aborted", result.attempts - 1)
+    summary.published += result.published
+    summary.dlq += result.dlq
+    summary.batches += 1
+    summary.add_dlq(stages)
+    for stage, count in stages.items():
+        metrics.incr(f"rows_dlq.{stage}", count)
+    metrics.incr("rows_published", result.published)
+    metrics.incr("rows_dlq", result.dlq)
 
 
 def count_stages(rejected: Iterable[RejectedRow]) -> dict[str, int]:

@@ -173,11 +173,11 @@ class CheckpointStore:
     def _admin(self) -> AdminClient:
         """The store's one admin client, made by its first use (:meth:`ensure_topic`).
 
-        One client, not one per request: a new client's first ``list_offsets`` stalled for 3 s in
-        ~4 % of tries on a busy machine (librdkafka 2.16). It sends its partition-leader query on
+        One client, not one per request: a new client sends its first partition-leader query on
         the bootstrap connection, which librdkafka drops as soon as the first metadata names the
         broker behind it; the query fails there ("Broker handle destroyed") and is asked again only
-        by a 3 s timer. A client that has already answered ``list_topics`` is past that moment.
+        by a 3 s timer. A client that has already answered ``list_topics`` is past that moment
+        (docs/performance.md has how often a new client stalled).
         """
         if self._admin_client is None:
             self._admin_client = AdminClient(self._admin_config())
@@ -186,7 +186,7 @@ class CheckpointStore:
     def ensure_topic(self, timeout_s: float = 30.0) -> None:
         """Create the compacted checkpoint topic if it does not exist yet."""
         admin = self._admin()
-        # The checkpoint topic's metadata only, not the cluster's (~90 ms for 1,900 topics here);
+        # The checkpoint topic's metadata only, not the whole cluster's (slow with many topics);
         # the clients never auto-create it (see _admin_config), so a missing topic is reported
         # missing and created compacted below.
         metadata = admin.list_topics(topic=self.topic, timeout=timeout_s)
@@ -239,8 +239,8 @@ class CheckpointStore:
         if high == 0:
             return None
         # The log's start as a number, not OFFSET_BEGINNING: librdkafka resolves a logical offset
-        # with a ListOffsets request it first defers ~0.5 s when, as for every new consumer, the
-        # partition's leader is not known yet; each task paid that per file.
+        # with a ListOffsets request it first defers when, as for every new consumer, the
+        # partition's leader is not known yet: a wait per file.
         start = self._watermark(partition, OffsetSpec.earliest())
         if start >= high:  # retention emptied the partition: nothing was kept for any key
             return None
@@ -299,10 +299,10 @@ class CheckpointStore:
 
     def _admin_config(self) -> dict[str, Any]:
         """The connection's settings without the producer's transactional ones. These clients
-        connect to the brokers as soon as they learn them (a connection made when first needed
-        was held back ~50 ms in about half of the calls measured; a connection's settings may say
-        otherwise), and never let a metadata request auto-create the checkpoint topic: one made
-        that way would not be compacted."""
+        connect to the brokers as soon as they learn them (a connection made when first needed is
+        held back by librdkafka's timers; a connection's settings may say otherwise), and never
+        let a metadata request auto-create the checkpoint topic: one made that way would not be
+        compacted."""
         producer_only = ("transactional.", "enable.idem")
         settings = {k: v for k, v in self._config.items() if not k.startswith(producer_only)}
         return {"enable.sparse.connections": False, **settings, "allow.auto.create.topics": False}

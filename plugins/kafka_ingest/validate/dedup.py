@@ -1,10 +1,12 @@
 """EXTRACTS.md's duplicate rule: a key seen again within one day's extract goes to the DLQ.
 
 "The first occurrence in (part file name, row) order is published, later ones go to the DLQ."
-Deciding that needs the whole day, so the framework scans the key column of the day's files once,
-before publishing, into a :class:`DuplicateIndex`; every batch then asks it which of its rows are
-first occurrences and puts the answer in the boolean column :data:`FIRST_OCCURRENCE_COLUMN`, which
-the validator's ``key_unique_in_day`` rule checks.
+Deciding that needs the whole day. When a job publishes the day's files in name order, it decides
+in one pass as the files stream (:class:`SeenKeys`, fed the keys of the day's files it does not
+publish when their turn comes; ``pipeline/duplicates.py``); otherwise it first scans the day's key
+columns into a :class:`DuplicateIndex`. Every batch asks which of its rows are first occurrences
+and puts the answer in the boolean column :data:`FIRST_OCCURRENCE_COLUMN`, which the validator's
+``key_unique_in_day`` rule checks.
 
 Decisions:
 
@@ -20,13 +22,12 @@ Decisions:
 
 Memory: the scan keeps each distinct key once, in Arrow buffers (compacted with Arrow's hash
 group-by), never as Python objects; the finished index keeps only keys that occur more than once,
-so it stays small and travels through XCom as a JSON-able dict (:meth:`DuplicateIndex.to_dict`).
+so it stays small.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -90,20 +91,6 @@ class DuplicateIndex:
             self._first_row[slot] == np.asarray(row_numbers, dtype=np.int64)
         )
         return ~duplicated | first
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form (for XCom); :meth:`from_dict` restores it."""
-        return {
-            "files": self.files,
-            "keys": self._keys.to_pylist(),
-            "first_file": self._first_file.tolist(),
-            "first_row": self._first_row.tolist(),
-            "occurrences": self._occurrences.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DuplicateIndex:
-        return cls(data["files"], data["keys"], data["first_file"], data["first_row"], data["occurrences"])
 
 
 class _Scan:
@@ -241,9 +228,9 @@ class SeenKeys:
 def _merged(older: np.ndarray, newer: np.ndarray) -> np.ndarray:
     """Two sorted runs as one sorted run, in linear copies plus a binary search per newer key.
 
-    Sorting their concatenation again (quicksort on fixed-width bytes) cost ~0.4 s per 1M order
-    keys, more than the rest of the duplicate rule; this is ~0.07 s, and ~0.01 s when the runs do
-    not interleave (an extract in key order).
+    Sorting their concatenation again (quicksort on fixed-width bytes) would cost more than the
+    rest of the duplicate rule (docs/performance.md); runs that do not interleave (an extract in
+    key order) cost almost nothing.
     """
     dtype = np.promote_types(older.dtype, newer.dtype)
     older, newer = older.astype(dtype, copy=False), newer.astype(dtype, copy=False)

@@ -140,8 +140,8 @@ class BatchValidator:
     def validate_together(self, frames: list[pd.DataFrame]) -> list[ValidationOutcome]:
         """:meth:`validate_rows_that_can_fail` for each frame, with one GX run for all of them.
 
-        GX's cost per run is almost all fixed (~0.1 s to build and resolve the metric graph of
-        the suite, whether 500 rows or 5,000 reach it): the rows that can fail of several batches
+        GX's cost per run is almost all fixed (building and resolving the metric graph of the
+        suite, whether 500 rows or 5,000 reach it): the rows that can fail of several batches
         are validated as one frame, and each frame gets its own outcome back, by position. Row
         rules judge each row alone, so the outcome is the same as batch by batch. When GX must see
         whole batches (batch rules, rules on raw columns), each frame is validated on its own.

@@ -76,7 +76,7 @@ class _NoFastPath(Exception):
 
 
 def _nested_json(array: pa.Array) -> pa.Array:
-    """Nested values as compact JSON, in Arrow compute where it can (30x faster than Python)."""
+    """Nested values as compact JSON, in Arrow compute where it can (much faster than Python)."""
     try:
         return _json_array(array)
     except _NoFastPath:
