@@ -21,7 +21,7 @@ same state machine:
 
 The first block that fails a check ends the fast path: :class:`Handover` gives the exact reader
 the rest of the stream from that block's first byte, a record boundary. The property tests in
-``tests/unit/test_csv_blocks.py`` hold the two paths to the same batches on generated files,
+``tests/unit/read/formats/test_csv_blocks.py`` hold the two paths to the same batches on generated files,
 well-formed and hostile.
 """
 

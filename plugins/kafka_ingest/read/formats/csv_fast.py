@@ -49,7 +49,7 @@ class ArrowCsvReader:
     :class:`CsvReader`, and through :class:`CsvReader` from the first block it cannot.
 
     Both paths give the same batches: records, numbers, rejects and cuts (tested on generated
-    files, ``tests/unit/test_csv_blocks.py``). The blocks are read and parsed up to
+    files, ``tests/unit/read/formats/test_csv_blocks.py``). The blocks are read and parsed up to
     ``READ_AHEAD_BLOCKS`` ahead on a background thread (``prefetch``), since Arrow and numpy
     release the GIL.
     """
