@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kafka_ingest.batches import RejectedRow, RunInfo, SourceInfo
 from kafka_ingest.publish.dlq import DlqEnvelopeBuilder, dlq_key
@@ -38,7 +39,7 @@ class MessageBuilder:
         return RecordColumns(
             self._spec.topic,
             list(values),
-            pa.compute.cast(keys, pa.binary()).to_pylist(),
+            pc.cast(keys, pa.binary()).to_pylist(),
             numbers.tolist(),
             self._common,
             row_header_columns(self._spec.topic, self._source, self._file_name, numbers),
