@@ -139,7 +139,7 @@ def test_kafka_keeps_its_log_dir_on_a_named_volume(services: dict[str, Any]) -> 
     mounts = dict(volume.split(":")[:2] for volume in services["kafka"]["volumes"])
 
     assert log_dir in mounts.values()
-    assert [name for name, target in mounts.items() if target == log_dir][0] in compose["volumes"]
+    assert next(name for name, target in mounts.items() if target == log_dir) in compose["volumes"]
 
 
 def test_schema_registry_keeps_its_schemas_in_that_kafka(services: dict[str, Any]) -> None:

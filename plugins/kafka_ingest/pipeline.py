@@ -55,6 +55,7 @@ from kafka_ingest.readers import (
     pinned,
     read_extract,
 )
+from kafka_ingest.schema_guard import SchemaGuard
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.validation import BatchValidator, ValidationOutcome
 
@@ -151,6 +152,7 @@ class IngestionJob:
     :param producer_factory: transactional id → a new (not yet initialised) producer.
     :param checkpoints: the checkpoint store (None only for dry runs).
     :param encoder: the Avro encoder bound to the registered schema id (``encoding.py``).
+    :param schema_guard: stamps checkpoints with that id and checks earlier ones (``schema_guard.py``).
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class IngestionJob:
         checkpoints: CheckpointStore | None,
         metrics: TopicMetrics,
         run: RunInfo,
+        schema_guard: SchemaGuard | None = None,
     ) -> None:
         if not settings.dry_run and (producer_factory is None or checkpoints is None):
             raise ValueError("A job that publishes needs a producer factory and a checkpoint store.")
@@ -173,6 +176,7 @@ class IngestionJob:
         self._checkpoints = checkpoints
         self._metrics = metrics
         self._run = run
+        self._schema_guard = schema_guard
         self._validator = BatchValidator(spec)
         self._dlq = DlqEnvelopeBuilder(spec, run)
         self._duplicates: DuplicateIndex | SeenKeys = DuplicateIndex.empty()
@@ -260,6 +264,8 @@ class IngestionJob:
             publisher.init()
             previous = self._checkpoints.load(key)
             summary = FileSummary(file=path, fingerprint=hashed.result(), checkpoint=key)
+        if self._schema_guard is not None:  # before anything of the file is produced, reprocess or not
+            self._schema_guard.check(previous)
         resume_after = self._resume_position(path, summary, previous)
         if previous is not None and previous.complete and resume_after is None:
             summary.status = "already published"
@@ -337,6 +343,8 @@ class IngestionJob:
             clear_number=self._run.clear_number,
             reprocess=self.settings.reprocess,
         )
+        if self._schema_guard is not None:
+            self._schema_guard.stamp(checkpoint)
         if base is not None:
             checkpoint.rows_done, checkpoint.published = base.rows_done, base.published
             checkpoint.dlq, checkpoint.batches = base.dlq, base.batches
