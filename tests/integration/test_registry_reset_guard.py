@@ -21,8 +21,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from ingest_helpers import DATE, Endpoints, read_topic, run_job, task_context, with_topic
 
+from kafka_ingest.checkpoints import CheckpointStore, checkpoint_key
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
-from kafka_ingest.schema_guard import SchemaIdChangedError, schema_fingerprint
+from kafka_ingest.schema_guard import SchemaGuard, SchemaIdChangedError, SchemaStamp, schema_fingerprint
 from kafka_ingest.testing.samples import write_day
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
@@ -119,13 +120,28 @@ def test_a_registry_whose_ids_now_name_other_schemas_fails_the_task_before_produ
     assert end_offsets(endpoints.bootstrap, topics) == offsets_before
 
 
-def test_the_stack_registry_still_names_the_same_schema_so_a_rerun_passes_the_guard(
+def test_the_stack_registry_returns_the_recorded_schema_for_a_checkpoints_id(
     endpoints: Endpoints, tmp_path: Path, unique_name: Callable[[str], str]
 ) -> None:
+    """What a later run's guard asks (a run with another current id, so the registry is really
+    asked): Apicurio's answer for the recorded id has the local schema file's fingerprint."""
     spec = with_topic(ORDERS, unique_name("guard"))
     day = write_day(tmp_path, "orders", DATE, rows=20)
-    run_job(endpoints, spec, day.files)
+    first = run_job(endpoints, spec, day.files)
+    key = checkpoint_key(spec.topic, spec.dataset, DATE, Path(day.files[0]).name)
+    checkpoint = CheckpointStore(
+        endpoints.checkpoint_topic, client_config={"bootstrap.servers": endpoints.bootstrap}
+    ).load(key)
+    assert checkpoint is not None
+    assert (checkpoint.schema_id, checkpoint.schema_fingerprint) == (
+        first["schema_id"],
+        schema_fingerprint(ORDERS.schema_path.read_text()),
+    )
+    asked: list[int] = []
+    client = endpoints.registry()
+    get_schema = client.get_schema
+    client.get_schema = lambda schema_id, *a, **k: asked.append(schema_id) or get_schema(schema_id, *a, **k)  # type: ignore[method-assign]
 
-    rerun = run_job(endpoints, spec, day.files, reprocess=True)
+    SchemaGuard(client, spec.subject, SchemaStamp(first["schema_id"] + 1000, "another")).check(checkpoint)
 
-    assert rerun["published"] == len(day.published)
+    assert asked == [first["schema_id"]]
