@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from ingest_helpers import DATE, Endpoints, read_topic, run_job, task_context, with_topic
+from ingest_helpers import DATE, Endpoints, Record, read_topic, run_job, task_context, with_topic
 
 from kafka_ingest.checkpoints import CheckpointStore, checkpoint_key
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
@@ -58,6 +58,11 @@ def hand_out_ids_up_to(client: SchemaRegistryClient, schema_id: int, last: str) 
     assert client.register_schema("other-value", Schema(last, "AVRO")) == schema_id
 
 
+def committed(bootstrap: str, topic: str) -> list[Record]:
+    """What a read_committed consumer sees, in partition and offset order (partitions interleave)."""
+    return sorted(read_topic(bootstrap, topic), key=lambda r: (r.partition, r.offset))
+
+
 def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """Every partition's high watermark, which an aborted transaction moves too."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -89,7 +94,7 @@ def test_a_registry_whose_ids_now_name_other_schemas_fails_the_task_before_produ
     payments_text = PAYMENTS.schema_path.read_text()
     hand_out_ids_up_to(reset, schema_id, payments_text)
     topics = [spec.topic, spec.dlq_topic, endpoints.checkpoint_topic]
-    before = {topic: read_topic(endpoints.bootstrap, topic) for topic in topics}
+    before = {topic: committed(endpoints.bootstrap, topic) for topic in topics}
     offsets_before = end_offsets(endpoints.bootstrap, topics)
     conn = {"conn_type": "schema_registry", "host": empty_registry.url}
     monkeypatch.setenv(f"AIRFLOW_CONN_{RESET_CONN_ID.upper()}", json.dumps(conn))
@@ -116,7 +121,7 @@ def test_a_registry_whose_ids_now_name_other_schemas_fails_the_task_before_produ
         "Restore the registry",
     ]
     assert [part for part in expected if part not in message] == []
-    assert {topic: read_topic(endpoints.bootstrap, topic) for topic in topics} == before
+    assert {topic: committed(endpoints.bootstrap, topic) for topic in topics} == before
     assert end_offsets(endpoints.bootstrap, topics) == offsets_before
 
 
