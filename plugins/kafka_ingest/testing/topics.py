@@ -23,7 +23,8 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 #: A point to read from: a time (an aware datetime, or seconds since the epoch), or offsets by
 #: partition (a partition not named starts at its log's start: it is new since then).
@@ -103,6 +104,13 @@ class TopicReader:
         self.topic = topic
         self.timeout_s = timeout_s
         self.scanned = 0  # records read so far, wanted or not: what the reads cost
+        # Offsets are asked for read_uncommitted whatever the reads use: asked read_committed, the
+        # broker answers the last stable offset for "latest", and no offset at all for a time whose
+        # first record lies past an open transaction.
+        self._admin = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": False})
+        metadata = self._admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
+        found = metadata is not None and metadata.error is None
+        self.partitions: list[int] = sorted(metadata.partitions) if found and metadata else []
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -113,9 +121,6 @@ class TopicReader:
                 "allow.auto.create.topics": False,
             }
         )
-        metadata = self._consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        found = metadata is not None and metadata.error is None
-        self.partitions: list[int] = sorted(metadata.partitions) if found and metadata else []
 
     def __enter__(self) -> TopicReader:
         return self
@@ -128,18 +133,21 @@ class TopicReader:
 
     def watermarks(self) -> dict[int, tuple[int, int]]:
         """Partition -> (log start, high watermark)."""
-        return {
-            p: self._consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout_s)
-            for p in self.partitions
-        }
+        low, high = self._offsets(OffsetSpec.earliest()), self._offsets(OffsetSpec.latest())
+        return {p: (low[p], high[p]) for p in self.partitions}
 
     def offsets_at(self, when: datetime | float, ends: Mapping[int, tuple[int, int]]) -> dict[int, int]:
         """Partition -> the first offset whose record's timestamp is at or after ``when``; the high
         watermark where every record is older (nothing to read there)."""
-        millis = _millis(when)
-        asked = [TopicPartition(self.topic, p, millis) for p in self.partitions]
-        found = self._consumer.offsets_for_times(asked, timeout=self.timeout_s) if asked else []
-        return {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition][1] for tp in found}
+        found = self._offsets(OffsetSpec.for_timestamp(_millis(when)))
+        return {p: found[p] if found[p] >= 0 else ends[p][1] for p in self.partitions}
+
+    def _offsets(self, spec: OffsetSpec) -> dict[int, int]:
+        asked = {TopicPartition(self.topic, p): spec for p in self.partitions}
+        if not asked:
+            return {}
+        futures = self._admin.list_offsets(asked, isolation_level=IsolationLevel.READ_UNCOMMITTED)
+        return {tp.partition: int(f.result(timeout=self.timeout_s).offset) for tp, f in futures.items()}
 
     def starts(self, since: Since | None, ends: Mapping[int, tuple[int, int]]) -> dict[int, int]:
         """Where a read from ``since`` begins on each partition, within the log as it is now."""
