@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -182,10 +183,12 @@ def _written_by(run: Run, topic: str, day: str) -> tuple[list[TopicRecord], list
             "  what to do: look at the run in Airflow; rerun the day (make demo) once it is fixed."
         )
     since = run.start_date.timestamp() - CLOCK_MARGIN_S
+    started = time.monotonic()
     read = [_read(name, since) for name in (topic, f"{topic}.dlq")]
     print(
         f"   read back (read_committed) from the run's start ({_when(since * 1000)}) to the end: "
-        f"{len(read[0])} records on {topic}, {len(read[1])} on {topic}.dlq"
+        f"{len(read[0])} records on {topic}, {len(read[1])} on {topic}.dlq "
+        f"in {time.monotonic() - started:.1f}s"
     )
     return _of_day(read[0], day), _of_day(read[1], day)
 
@@ -214,12 +217,13 @@ def _published_before(run: Run, topic: str, files: list[str]) -> tuple[list[Topi
         (topic, sum(c.published for c in counts)),
         (f"{topic}.dlq", sum(c.dlq for c in counts)),
     ):
+        started = time.monotonic()
         with step(f"searching {name} back from {_when(before)} for the day's records", CHECK_STACK):
             located = read_back(bootstrap, name, files=keys.values(), before_ms=before, expected=expected)
         print(
             f"   {name}: {len(located.records)} of the {expected} rows the checkpoints count, published by "
             f"{sorted({c.run_id for c in counts})} before {_when(before)}; found by reading "
-            f"{located.scanned} records back to {_when(located.reached)}"
+            f"{located.scanned} records back to {_when(located.reached)} in {time.monotonic() - started:.1f}s"
         )
         if not located.complete:
             print(
