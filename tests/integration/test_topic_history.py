@@ -18,9 +18,10 @@ import io
 import itertools
 import random
 import re
+import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -142,8 +143,7 @@ def history(kafka_bootstrap: str, schema_registry_url: str) -> History:
     return History(size, max(missing, 0), seconds)
 
 
-@pytest.fixture
-def day() -> str:
+def unused_day() -> str:
     """A day no earlier session published (checkpoints on the shared topic outlive the session)."""
     return (date(2100, 1, 1) + timedelta(days=random.randrange(36_500))).isoformat()
 
@@ -154,24 +154,43 @@ def extracts_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def make_dag() -> Iterator[Callable[[str], Any]]:
-    """The production orders DAG under a dag id of its own, publishing to ``topic``."""
-    built: list[str] = []
+@dataclass(frozen=True)
+class Shown:
+    """The show step after a run and after a rerun of one day, on an empty topic and on the full one."""
 
-    def make(topic: str) -> Any:
-        dag = build_ingest_dag(
-            OrdersToKafkaOperator, dag_id=f"it_history_{uuid.uuid4().hex[:8]}", topic=topic
-        )
-        register(dag)
-        built.append(dag.dag_id)
-        return dag
+    day: str
+    root: Path
+    manifest: DayManifest
+    #: topic -> (seconds, output) after the run, then after the rerun
+    outputs: dict[str, list[tuple[float, str]]]
+    dag_ids: dict[str, str]
 
-    yield make
+
+@pytest.fixture(scope="module")
+def shown(history: History, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
     from airflow.api.common.delete_dag import delete_dag
 
-    for dag_id in built:
-        delete_dag(dag_id, keep_records_in_log=False)
+    day, root = unused_day(), tmp_path_factory.mktemp("extracts")
+    manifest = write_day(root, "orders", day, rows=200, formats=("csv", "jsonl"))
+    logical_date = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    outputs: dict[str, list[tuple[float, str]]] = {}
+    dag_ids: dict[str, str] = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AIRFLOW_VAR_EXTRACTS_ROOT", str(root))
+        try:
+            for topic in (f"{TOPIC}.it-empty-{uuid.uuid4().hex[:8]}", TOPIC):
+                dag = build_ingest_dag(
+                    OrdersToKafkaOperator, dag_id=f"it_history_{uuid.uuid4().hex[:8]}", topic=topic
+                )
+                register(dag)
+                dag_ids[topic] = dag.dag_id
+                for _ in ("run", "rerun"):  # the rerun publishes nothing: the day is found back
+                    assert dag.test(logical_date=logical_date, run_conf=CONF).state == "success"
+                    outputs.setdefault(topic, []).append(show(root, day, dag.dag_id))
+            yield Shown(day, root, manifest, outputs, dag_ids)
+        finally:
+            for dag_id in dag_ids.values():
+                delete_dag(dag_id, keep_records_in_log=False)
 
 
 def register(dag: Any) -> None:
@@ -214,42 +233,74 @@ def records_read(output: str) -> int:
     return sum(int(n) for pair in current for n in pair) + sum(int(n) for n in earlier)
 
 
-def test_show_step_reads_what_the_run_wrote_on_a_topic_of_millions(
-    history: History, make_dag: Callable[[str], Any], extracts_root: Path, day: str
+def test_show_step_shows_the_day_after_a_run_and_a_rerun_on_either_topic(shown: Shown) -> None:
+    expected = (len(shown.manifest.published), len(shown.manifest.rejected))
+    for topic, ((_, run), (_, rerun)) in shown.outputs.items():
+        assert shown_counts(run, topic, shown.day) == expected, run
+        assert "nothing new" in rerun
+        assert shown_counts(rerun, topic, shown.day) == expected, rerun
+
+
+def test_show_step_reads_about_what_the_run_wrote_not_the_topics_history(shown: Shown) -> None:
+    for topic, outputs in shown.outputs.items():
+        for _, output in outputs:
+            read = records_read(output)
+            assert read <= 2 * shown.manifest.rows + 1_000, f"{topic}: read {read} records for 200 rows"
+
+
+def test_show_step_is_as_quick_on_a_topic_of_millions_as_on_an_empty_one(
+    shown: Shown, history: History
 ) -> None:
-    manifest = write_day(extracts_root, "orders", day, rows=200, formats=("csv", "jsonl"))
-    logical_date = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    timings: dict[str, tuple[float, float]] = {}
-    for topic in (f"{TOPIC}.it-empty-{uuid.uuid4().hex[:8]}", TOPIC):
-        dag = make_dag(topic)
-        assert dag.test(logical_date=logical_date, run_conf=CONF).state == "success"
-        first, output = show(extracts_root, day, dag.dag_id)
-        assert_shows_the_day(output, topic, day, manifest)
-
-        assert dag.test(logical_date=logical_date, run_conf=CONF).state == "success"  # publishes nothing
-        again, output = show(extracts_root, day, dag.dag_id)
-        assert "nothing new" in output
-        assert_shows_the_day(output, topic, day, manifest)
-        timings["full" if topic == TOPIC else "empty"] = (first, again)
-
-    (empty_first, empty_again), (full_first, full_again) = timings["empty"], timings["full"]
-    print(
-        f"show step: empty topic {empty_first:.2f}s (run) / {empty_again:.2f}s (rerun); {history.records:,} "
-        f"records: {full_first:.2f}s / {full_again:.2f}s"
+    (empty_run, empty_rerun), (full_run, full_rerun) = (
+        [seconds for seconds, _ in shown.outputs[topic]] for topic in shown.outputs
     )
-    assert full_first <= 2 * empty_first + SLACK_S, timings
-    assert full_again <= 2 * empty_again + SLACK_S, timings
+    print(
+        f"show step: empty topic {empty_run:.2f}s (run) / {empty_rerun:.2f}s (rerun); {history.records:,} "
+        f"records: {full_run:.2f}s / {full_rerun:.2f}s"
+    )
+    assert full_run <= 2 * empty_run + SLACK_S
+    assert full_rerun <= 2 * empty_rerun + SLACK_S
 
 
-def assert_shows_the_day(output: str, topic: str, day: str, manifest: DayManifest) -> None:
-    assert shown_counts(output, topic, day) == (len(manifest.published), len(manifest.rejected)), output
-    read = records_read(output)
-    assert read <= 2 * manifest.rows + 1_000, f"read {read} records to show a day of {manifest.rows} rows"
+def test_show_step_that_cannot_reach_the_registry_says_so_and_what_to_do(
+    shown: Shown, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/apis/ccompat/v7"
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", closed)
+    err = io.StringIO()
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = demo.main(["show", str(shown.root), shown.day, shown.dag_ids[TOPIC]])
+
+    assert code == 1
+    message = err.getvalue()
+    assert f"decoding records of {TOPIC} with the Schema Registry at {closed} failed" in message
+    assert "what to do: Check the stack with `scripts/stack status`" in message
+
+
+def test_show_step_for_a_day_without_a_run_says_what_to_run() -> None:
+    err = io.StringIO()
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = demo.main(["show", "/nowhere", "2099-01-01", "it_history_never_ran"])
+
+    assert code == 1
+    assert "no run of it_history_never_ran for 2099-01-01 in the metadata DB" in err.getvalue()
+    assert "what to do: run it first (scripts/airflow dags test it_history_never_ran 2099-01-01)" in (
+        err.getvalue()
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def test_topic_test_helper_reads_its_run_on_a_topic_of_millions(
-    history: History, extracts_root: Path, day: str, kafka_bootstrap: str, schema_registry_url: str
+    history: History, extracts_root: Path, kafka_bootstrap: str, schema_registry_url: str
 ) -> None:
+    day = unused_day()
     manifest = write_day(extracts_root, "orders", day, rows=200, formats=("csv",))
     timings = {}
     for name, topic in (("empty", None), ("full", TOPIC)):
