@@ -29,6 +29,9 @@ export AIRFLOW_TRIGGERER_LOG_PORT="${AIRFLOW_TRIGGERER_LOG_PORT:-8794}"
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7}"
 export SCHEMA_REGISTRY_COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}"
+# The registry keeps its schemas on the stack's Kafka (Apicurio KafkaSQL storage), in the topics
+# <prefix>.journal (every change, kept forever), <prefix>.snapshots and <prefix>.events.
+export SCHEMA_REGISTRY_TOPIC_PREFIX="${SCHEMA_REGISTRY_TOPIC_PREFIX:-_registry}"
 export STATSD_HOST="${STATSD_HOST:-127.0.0.1}"
 
 # Airflow: SQLite metadata and logs under the stack dir; DAGs and plugins from the repo.

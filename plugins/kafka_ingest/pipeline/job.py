@@ -31,6 +31,7 @@ from kafka_ingest.encode.table import TableEncoder
 from kafka_ingest.pipeline.budget import ErrorBudget
 from kafka_ingest.pipeline.duplicates import DuplicateScope
 from kafka_ingest.pipeline.resume import Resume, Skip, decide_resume
+from kafka_ingest.pipeline.schema_guard import SchemaGuard
 from kafka_ingest.pipeline.settings import JobSettings, ProducerFactory
 from kafka_ingest.pipeline.stages import BatchStages, Judged
 from kafka_ingest.pipeline.summary import FileSummary, Progress, count_batch, count_stages
@@ -53,6 +54,8 @@ class IngestionJob:
     :param encoder: the Avro encoder bound to the registered schema id (``encode/table.py``).
     :param producer_factory: transactional id -> a new (not yet initialised) producer.
     :param checkpoints: the checkpoint store. Both are None for a dry run (``validate_only``).
+    :param schema_guard: stamps checkpoints with the schema id and checks earlier ones
+        (``pipeline/schema_guard.py``).
     """
 
     def __init__(
@@ -65,8 +68,10 @@ class IngestionJob:
         checkpoints: CheckpointStore | None,
         metrics: TopicMetrics,
         run: RunInfo,
+        schema_guard: SchemaGuard | None = None,
     ) -> None:
         self.spec, self.settings, self._metrics, self._run = spec, settings, metrics, run
+        self._schema_guard = schema_guard
         self._producer_factory = producer_factory
         self._checkpoints: CheckpointReader = NO_CHECKPOINTS
         if not settings.validate_only:
@@ -140,6 +145,8 @@ class IngestionJob:
             publisher.init()
             previous = self._checkpoints.load(key)
             summary = FileSummary(file=path, fingerprint=hashed.result(), checkpoint=key)
+        if self._schema_guard is not None:  # before anything of the file is produced, reprocess or not
+            self._schema_guard.check(previous)
         decision = decide_resume(previous, summary.fingerprint, self.settings, self._run, file=path)
         if isinstance(decision, Skip):
             return self._skip(path, summary, decision.previous)

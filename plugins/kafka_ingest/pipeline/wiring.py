@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from kafka_ingest.batches import RunInfo
 from kafka_ingest.encode.table import make_table_encoder
 from kafka_ingest.pipeline.job import IngestionJob
+from kafka_ingest.pipeline.schema_guard import SchemaGuard, SchemaStamp, schema_fingerprint
 from kafka_ingest.pipeline.settings import JobSettings
 from kafka_ingest.publish.checkpoints import CheckpointStore
 from kafka_ingest.publish.config import producer_config
@@ -78,6 +79,9 @@ def build_job(
         checkpoints=checkpoints,
         metrics=metrics,
         run=run,
+        schema_guard=SchemaGuard(
+            registry_client, spec.subject, SchemaStamp(schema_id, schema_fingerprint(schema.text))
+        ),
     )
     return job, schema_id
 

@@ -83,6 +83,10 @@ class Checkpoint:
     clear_number: int = 0
     #: written by a run that republishes the file from row 1 (``reprocess``)
     reprocess: bool = False
+    #: the schema id the batches were encoded with, and its schema's fingerprint (``schema_guard``);
+    #: 0 and "" in checkpoints written before they were recorded
+    schema_id: int = 0
+    schema_fingerprint: str = ""
     updated_at: float = field(default_factory=time.time)
 
     @classmethod
