@@ -182,6 +182,8 @@ class IngestionJob:
             reprocess=self.settings.reprocess,
             base=decision.base,
         )
+        if self._schema_guard is not None:
+            self._schema_guard.stamp(checkpoint)
         source = SourceInfo(self.spec.dataset, self.settings.extract_date, path)
         messages = MessageBuilder(self.spec, self._run, source, file_name(path))
         progress = Progress(path)
