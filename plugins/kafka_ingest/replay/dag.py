@@ -73,7 +73,7 @@ def build_replay_dag(
             rules="{{ params.rules }}",
             error_types="{{ params.error_types }}",
             files="{{ params.files }}",
-            keys="{{ params.keys }}",
+            keys="{{ params['keys'] }}",  # params.keys would be the dict's method
             source="{{ params.source }}",
             corrections_file="{{ params.corrections_file }}",
             validate_only="{{ params.dry_run }}",
