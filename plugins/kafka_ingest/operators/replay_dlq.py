@@ -176,9 +176,4 @@ class ReplayDlqOperator(BaseOperator):
 
 def triggering_user(context: Context) -> str:
     """Who started the DAG run (Airflow records the user who triggered it); "" when unknown."""
-    dag_run = context.get("dag_run")
-    for name in ("triggering_user_name", "triggered_by_user"):
-        value = getattr(dag_run, name, None)
-        if value:
-            return str(value)
-    return ""
+    return str(getattr(context.get("dag_run"), "triggering_user_name", None) or "")
