@@ -47,7 +47,7 @@ from kafka_ingest.replay.kafka_io import TopicReader
 from kafka_ingest.replay.published import lower_bound_ms, published_keys
 from kafka_ingest.replay.report import ReplayReport
 from kafka_ingest.replay.selection import Selection, select
-from kafka_ingest.specs import TopicSpec
+from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.validation import BatchValidator
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class ReplayJob:
             return None
         rejected = RejectedRow(
             row=envelope.row,
-            stage=_stage(verdict.stage),
+            stage=Stage(verdict.stage),
             error_type=verdict.error_type,
             message=verdict.reason,
             rules=verdict.rules,
@@ -387,12 +387,6 @@ def _fails_as_before(item: _Item) -> bool:
         and (verdict.stage, verdict.error_type, verdict.rules)
         == (envelope.stage, envelope.error_type, envelope.failed_rules)
     )
-
-
-def _stage(name: str) -> Any:
-    from kafka_ingest.specs import Stage
-
-    return Stage(name)
 
 
 def _now() -> str:
