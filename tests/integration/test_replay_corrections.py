@@ -140,9 +140,9 @@ def test_a_selection_that_matches_nothing_succeeds_with_zero_and_says_so(
 def test_unreadable_and_foreign_dlq_records_are_reported_and_skipped(
     day: str, dag: Any, kafka_bootstrap: str
 ) -> None:
+    [(_, envelope)] = envelopes(kafka_bootstrap, day)[:1]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     producer.produce(f"{day}.dlq", value=b"{not json")
-    [(_, envelope)] = envelopes(kafka_bootstrap, day)[:1]
     producer.produce(f"{day}.dlq", value=json.dumps({**envelope, "topic": "some.other.topic"}).encode())
     assert producer.flush(30) == 0
 
