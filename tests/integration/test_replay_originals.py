@@ -228,14 +228,14 @@ def test_cli_dry_run_then_replay_then_resume_id_does_nothing_more(
     assert len(audit_records(kafka_bootstrap, f"cli-test/{day}")) == 1
 
 
-def test_cli_refuses_a_bad_corrections_file_with_exit_status_2(
-    day: str, kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
+def test_cli_refuses_a_bad_corrections_file_with_exit_status_2_before_any_service(
+    day: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     bad = tmp_path / "fix.csv"
     bad.write_text("user_id\nu\n", encoding="utf-8")
     args = ["orders", "--topic", day, "--bootstrap", kafka_bootstrap, "--corrections", str(bad)]
     result = subprocess.run(
-        [sys.executable, "-m", "kafka_ingest", "replay", *args, "--registry-url", schema_registry_url],
+        [sys.executable, "-m", "kafka_ingest", "replay", *args, "--registry-url", "http://127.0.0.1:9"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -113,7 +113,9 @@ class ReplayJob:
         producer_factory: Callable[[str], Producer] | None,
         checkpoint_topic: str,
         replays_topic: str = DEFAULT_REPLAYS_TOPIC,
+        corrections: Corrections | None = None,
     ) -> None:
+        """``corrections``: the corrections file already read (else :meth:`run` reads it first)."""
         if not settings.dry_run and producer_factory is None:
             raise ValueError("A replay that publishes needs a producer factory.")
         self.spec = spec
@@ -125,6 +127,7 @@ class ReplayJob:
         self._producer_factory = producer_factory
         self._checkpoint_topic = checkpoint_topic
         self._replays_topic = replays_topic
+        self._loaded = corrections
         self._reader = TopicReader(kafka_config, timeout_s=settings.read_timeout_s)
         self._dlq = DlqEnvelopeBuilder(spec, run)
         # An original's masked columns are masked already: masking them again would lose the last
@@ -333,6 +336,8 @@ class ReplayJob:
     def _corrections(self) -> Corrections | None:
         if self.settings.source != CORRECTIONS or not self.settings.corrections_file:
             return None
+        if self._loaded is not None:
+            return self._loaded
         return load_corrections(self.settings.corrections_file, self.spec)
 
     def _fresh_checkpoint(self, corrections: Corrections | None) -> ReplayCheckpoint:

@@ -18,6 +18,7 @@ from kafka_ingest.encoding import make_table_encoder
 from kafka_ingest.metrics import TopicMetrics
 from kafka_ingest.publisher import producer_config
 from kafka_ingest.replay.audit import DEFAULT_REPLAYS_TOPIC
+from kafka_ingest.replay.corrections import load_corrections
 from kafka_ingest.replay.job import ReplayJob, ReplaySettings
 from kafka_ingest.serde import load_schema, resolve_schema_id
 from kafka_ingest.specs import TopicSpec
@@ -37,6 +38,8 @@ def build_replay_job(
     replays_topic: str = DEFAULT_REPLAYS_TOPIC,
     producer_overrides: Mapping[str, Any] | None = None,
 ) -> ReplayJob:
+    # A bad corrections file is the most likely mistake: say so before touching the registry or Kafka.
+    corrections = load_corrections(settings.corrections_file, spec) if settings.corrections_file else None
     schema = load_schema(spec.schema_path)
     if settings.dry_run:
         schema_id = _dry_run_schema_id(registry_client, spec.subject, schema)
@@ -64,6 +67,7 @@ def build_replay_job(
         producer_factory=None if settings.dry_run else producer_factory,
         checkpoint_topic=checkpoint_topic,
         replays_topic=replays_topic,
+        corrections=corrections,
     )
 
 
