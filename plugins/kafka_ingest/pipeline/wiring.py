@@ -46,7 +46,7 @@ def build_job(
     """The job and the value schema id it encodes with."""
     schema = load_schema(spec.schema_path)
     if settings.validate_only:
-        schema_id = _validate_only_schema_id(registry_client, spec.subject, schema)
+        schema_id = validate_only_schema_id(registry_client, spec.subject, schema)
     else:
         schema_id = resolve_schema_id(registry_client, spec.subject, schema, auto_register=auto_register)
     encoder = make_table_encoder(schema, schema_id, columnar=settings.columnar_encoder)
@@ -86,7 +86,7 @@ def build_job(
     return job, schema_id
 
 
-def _validate_only_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:
+def validate_only_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:
     """A dry run never registers: the registered id if there is one, else 0.
 
     An incompatible schema still fails the dry run, as it would fail the real one.

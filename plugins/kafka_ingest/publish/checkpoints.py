@@ -238,6 +238,12 @@ class CheckpointStore:
 
     def load(self, key: str) -> Checkpoint | None:
         """The last committed checkpoint for ``key``, or None if the file was never started."""
+        value = self.load_value(key)
+        return Checkpoint.from_json(value) if value else None
+
+    def load_value(self, key: str) -> bytes | None:
+        """The last committed value under ``key`` as bytes (other records, e.g. a replay's, share
+        the topic and its reading rules), or None."""
         partition = self.partition(key)
         high = self._watermark(partition, OffsetSpec.latest())
         if high == 0:
@@ -263,8 +269,8 @@ class CheckpointStore:
         finally:
             consumer.close()
 
-    def _scan(self, consumer: Consumer, partition: int, key: str, high: int) -> Checkpoint | None:
-        latest: Checkpoint | None = None
+    def _scan(self, consumer: Consumer, partition: int, key: str, high: int) -> bytes | None:
+        latest: bytes | None = None
         deadline = time.monotonic() + self._read_timeout_s
         encoded_key = key.encode()
         while True:
@@ -283,8 +289,7 @@ class CheckpointStore:
                 if message.error() is not None:
                     continue
                 if message.key() == encoded_key:
-                    value = message.value()
-                    latest = Checkpoint.from_json(value) if value else None
+                    latest = message.value() or None
 
     def _watermark(self, partition: int, which: OffsetSpec) -> int:
         """The partition's start or end offset. Right after a broker restart its leader answers

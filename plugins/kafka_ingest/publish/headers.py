@@ -24,6 +24,8 @@ RUN_ID = "run_id"
 TASK_ID = "task_id"
 DLQ_STAGE = "dlq.stage"
 DLQ_ERROR_TYPE = "dlq.error_type"
+#: on a record a DLQ replay published: the DLQ record (topic/partition/offset) it replays
+REPLAY_OF = "dlq.replay_of"
 
 
 def record_headers(event_type: str, source: SourceInfo, run: RunInfo) -> Headers:
@@ -56,6 +58,11 @@ def row_header_columns(
             pc.binary_join_element_wise(f"{prefix}-", row_text, ""), pa.binary()
         ).to_pylist(),
     }
+
+
+def correlation_prefix(topic: str, date: str, file_name: str) -> str:
+    """What every correlation id of one file starts with; the row number follows after a ``-``."""
+    return hashlib.sha1(f"{topic}|{date}|{file_name}".encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def dlq_headers(rejected: RejectedRow, source: SourceInfo) -> Headers:
