@@ -54,6 +54,9 @@ MOVES: dict[str, str | dict[str, str]] = {
         "ReconciliationError": "pipeline.summary",
         "ExtractChangedError": "pipeline.resume",
         "JUDGED_TOGETHER": "pipeline.stages",
+        "build_job": "pipeline.wiring",
+        **{module: "pipeline" for module in ("job", "resume", "settings", "stages", "summary", "wiring")},
+        **{module: "pipeline" for module in ("budget", "duplicates", "schema_guard")},
         "*": "pipeline.job",
     },
 }

@@ -38,7 +38,7 @@ from ingest_helpers import (
 from kafka_ingest.batches import RunInfo
 from kafka_ingest.errors import PermanentError
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
-from kafka_ingest.pipeline.job import wiring
+from kafka_ingest.pipeline import wiring
 from kafka_ingest.pipeline.resume import ExtractChangedError
 from kafka_ingest.publish.transactions import ProducerFenced
 from kafka_ingest.testing.samples import DayManifest, write_day
