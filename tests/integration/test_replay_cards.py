@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest_helpers import Endpoints, Record, decode_values, with_topic
+from ingest_helpers import Endpoints, decode_values, with_topic
 from replay_helpers import keys, land_and_ingest, replay_dag, run_replay, wrong_rule
 
 from kafka_ingest.testing.topics import read_topic
@@ -57,7 +57,7 @@ def test_card_rows_replay_with_last4_from_the_mask_and_bad_cards_need_a_correcti
     records = read_topic(kafka_bootstrap, topic)
     assert keys(records) == ["PAY-0001", "PAY-0002"]
     [replayed] = [r for r in records if r.key_text == "PAY-0002"]
-    record = Record(topic, replayed.partition, replayed.offset, replayed.key, replayed.value)
+    record = replayed  # already a TopicRecord (ingest_helpers.Record), as read
     [value] = decode_values(schema_registry_url, topic, [record])
     assert value["card_last4"] == "4242"
     assert value["status"] == "REFUNDED"
