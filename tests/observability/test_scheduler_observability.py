@@ -140,7 +140,7 @@ def test_report_link_is_served_by_the_api_server(
         airflow, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/links"
     )
 
-    link = links["Run report"]
+    link = links.get("extra_links", links)["Run report"]  # Airflow 3: {"extra_links": {name: url}, ...}
     assert link.endswith("/report.html")
     assert "DLQ by rule" in Path(link.removeprefix("file://")).read_text()
 
