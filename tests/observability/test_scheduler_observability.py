@@ -27,7 +27,7 @@ from kafka_ingest.testing.samples import DayManifest, write_day
 
 AirflowServer = Any  # tests/conftest.py's (url, token(), api())
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 DAG_ID = "ingest_orders"
 DAY = "2026-01-06"
