@@ -106,6 +106,12 @@ class FileSummary:
     skipped: int = 0
     batches: int = 0
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
+    #: rows dead-lettered per failed rule (a row failing two rules counts under both)
+    dlq_by_rule: dict[str, int] = field(default_factory=dict)
+    #: encoded value bytes committed to the topic (lineage's outputStatistics)
+    bytes_published: int = 0
+    #: wall-clock seconds the file took in this run (rows/s in the run report)
+    seconds: float = 0.0
     checkpoint: str = ""
 
     def reconciles(self) -> bool:
@@ -380,6 +386,7 @@ class IngestionJob:
         stages = _stages(prepared.rejected)
         if publisher is None:
             published, dlq_count = len(prepared.records), len(dlq)
+            summary.bytes_published += _value_bytes(prepared.records)
         else:
             batch = BatchToPublish(
                 prepared.records,
@@ -391,6 +398,7 @@ class IngestionJob:
             )
             result = publisher.publish(batch, before_commit=self._check_budget)
             published, dlq_count = result.published, result.dlq
+            summary.bytes_published += _value_bytes(batch.records)  # without records moved to the DLQ
             checkpoint.published += published
             checkpoint.dlq += dlq_count
             checkpoint.batches += 1
@@ -406,6 +414,9 @@ class IngestionJob:
         for stage, count in stages.items():
             summary.dlq_by_stage[stage] = summary.dlq_by_stage.get(stage, 0) + count
             self._metrics.incr(f"rows_dlq.{stage}", count)
+        for row in prepared.rejected:
+            for rule in row.rules:
+                summary.dlq_by_rule[rule] = summary.dlq_by_rule.get(rule, 0) + 1
         self._metrics.incr("rows_published", published)
         self._metrics.incr("rows_dlq", dlq_count)
 
@@ -757,6 +768,13 @@ def _correlation_prefix(topic: str, date: str, file_name: str) -> str:
     return hashlib.sha1(f"{topic}|{date}|{file_name}".encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+def _value_bytes(records: Sequence[OutgoingMessage]) -> int:
+    """The records' encoded value bytes (one C-level pass over a column)."""
+    if isinstance(records, RecordColumns):
+        return sum(map(len, records.values))
+    return sum(len(r.value) for r in records)
+
+
 def _stages(rejected: Iterable[RejectedRow]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in rejected:
@@ -779,6 +797,7 @@ class _Progress:
 
     def done(self, summary: FileSummary) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
+        summary.seconds = round(elapsed, 3)
         log.info(
             "%s: %d rows read, %d published, %d to DLQ, %d skipped in %.1fs (%.0f rows/s)",
             self._path,
