@@ -13,6 +13,10 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$KAFKA_INGEST_CACHE/pip}"
 export KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 export APICURIO_VERSION="${APICURIO_VERSION:-3.3.3}"
 export STATSD_VERSION="${STATSD_VERSION:-0.9.0}"
+# Prometheus tools, built from the Go module proxy by scripts/monitoring-tools (monitoring/).
+export STATSD_EXPORTER_VERSION="${STATSD_EXPORTER_VERSION:-v0.31.0}"
+export PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
+export PROMETHEUS_TOOLS="${PROMETHEUS_TOOLS:-$KAFKA_INGEST_CACHE/go/bin}"
 
 # Ports (all services listen on 127.0.0.1 only).
 export KAFKA_PORT="${KAFKA_PORT:-9092}"

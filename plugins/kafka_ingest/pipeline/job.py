@@ -229,7 +229,7 @@ class IngestionJob:
         )
         result = publisher.publish(batch, before_commit=self._budget.check)
         self._budget.spent(result.dlq)
-        count_batch(summary, self._metrics, result, count_stages(judged.rejected))
+        count_batch(summary, self._metrics, result, count_stages(judged.rejected), batch, judged.rejected)
         return committed[-1]
 
 

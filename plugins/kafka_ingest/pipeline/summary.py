@@ -10,7 +10,7 @@ from typing import Any
 
 from kafka_ingest.batches import RejectedRow
 from kafka_ingest.errors import PermanentError
-from kafka_ingest.publish.records import BatchResult
+from kafka_ingest.publish.records import BatchResult, BatchToPublish, OutgoingMessage, RecordColumns
 from kafka_ingest.runtime.metrics import TopicMetrics
 from kafka_ingest.specs import Stage
 
@@ -36,6 +36,12 @@ class FileSummary:
     skipped: int = 0
     batches: int = 0
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
+    #: rows dead-lettered per failed rule (a row failing two rules counts under both)
+    dlq_by_rule: dict[str, int] = field(default_factory=dict)
+    #: encoded value bytes committed to the topic (lineage's outputStatistics)
+    bytes_published: int = 0
+    #: wall-clock seconds the file took in this run (rows/s in the run report)
+    seconds: float = 0.0
     checkpoint: str = ""
 
     def reconciled(self) -> FileSummary:
@@ -71,7 +77,12 @@ def summarize(
 
 
 def count_batch(
-    summary: FileSummary, metrics: TopicMetrics, result: BatchResult, stages: dict[str, int]
+    summary: FileSummary,
+    metrics: TopicMetrics,
+    result: BatchResult,
+    stages: dict[str, int],
+    batch: BatchToPublish,
+    rejected: Sequence[RejectedRow],
 ) -> None:
     """Count one batch's outcome (``stages``: its rejects per stage) in the file's summary and metrics."""
     if result.moved_to_dlq:
@@ -81,13 +92,24 @@ def count_batch(
         metrics.incr("batches_committed")
         metrics.incr("batches_aborted", result.attempts - 1)
     summary.published += result.published
+    summary.bytes_published += _value_bytes(batch.records)  # without records moved to the DLQ
     summary.dlq += result.dlq
+    for row in rejected:
+        for rule in row.rules:
+            summary.dlq_by_rule[rule] = summary.dlq_by_rule.get(rule, 0) + 1
     summary.batches += 1
     summary.add_dlq(stages)
     for stage, count in stages.items():
         metrics.incr(f"rows_dlq.{stage}", count)
     metrics.incr("rows_published", result.published)
     metrics.incr("rows_dlq", result.dlq)
+
+
+def _value_bytes(records: Sequence[OutgoingMessage]) -> int:
+    """The records' encoded value bytes (one C-level pass over a column)."""
+    if isinstance(records, RecordColumns):
+        return sum(map(len, records.values))
+    return sum(len(r.value) for r in records)
 
 
 def count_stages(rejected: Iterable[RejectedRow]) -> dict[str, int]:
@@ -113,6 +135,7 @@ class Progress:
 
     def done(self, summary: FileSummary) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
+        summary.seconds = round(elapsed, 3)
         log.info(
             "%s: %d rows read, %d published, %d to DLQ, %d skipped in %.1fs (%.0f rows/s)",
             self._path,
