@@ -59,6 +59,13 @@ export AIRFLOW__CELERY__WORKER_CONCURRENCY="${AIRFLOW__CELERY__WORKER_CONCURRENC
 # A task whose worker died is failed (and retried) after this many seconds without a heartbeat
 # (Airflow's default is 300; docs/reliability.md).
 export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="${AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT:-60}"
+# How long a task's supervisor waits for each execution API answer (Airflow's default, 5 s, is
+# too short for a busy 2-core machine: the try then dies before it starts).
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-60}"
+# Parsing a DAG file imports Airflow, pandas and GX: seconds on an idle machine, more than Airflow's
+# 30 s defaults on a loaded 2-core one (then the file "fails to import" and its tasks die).
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="${AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT:-180}"
+export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="${AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT:-240}"
 # Tests write DAG files of their own into this second bundle (rescanned every 5 s).
 export AIRFLOW_TEST_DAGS="${AIRFLOW_TEST_DAGS:-$STACK_DIR/test-dags}"
 _bundle='{"classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "name": '

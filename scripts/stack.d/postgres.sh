@@ -58,7 +58,7 @@ start_postgres() {
   launch postgres setpriv --reuid="$POSTGRES_OS_USER" --regid="$POSTGRES_OS_USER" --init-groups -- \
     "$PG_BIN/postgres" -D "$PG_DATA" -c listen_addresses=127.0.0.1 -c "port=$POSTGRES_PORT" \
     -c unix_socket_directories= -c max_connections=200 -c synchronous_commit=off \
-    -c logging_collector=off -c log_min_messages=warning
+    -c logging_collector=off -c log_min_messages=warning -c log_lock_waits=on
 }
 
 # The airflow role and database, once per cluster (idempotent).
