@@ -127,7 +127,8 @@ wait_airflow() {
       *) pid_of "$name" >/dev/null || { tail -n 15 "$LOGS/$name.log" >&2; die "$name exited while starting; see $LOGS/$name.log"; } ;;
     esac
   done
-  wait_ready airflow-api-server airflow_ready
+  # The api-server alone takes minutes to start on a busy 2-core machine.
+  TIMEOUT=$((TIMEOUT > AIRFLOW_READY_TIMEOUT ? TIMEOUT : AIRFLOW_READY_TIMEOUT)) wait_ready airflow-api-server airflow_ready
 }
 
 stop_airflow() {
