@@ -93,14 +93,15 @@ start_airflow_component() {
 
 start_airflow() {
   local running
+  # $RUN/executor is written once the components are ready: anything running without it (a
+  # failed `up`) or with another executor is restarted.
   running="$(cat "$RUN/executor" 2>/dev/null || true)"
-  if [[ -n $running && $running != "$EXECUTOR" ]]; then
-    say "airflow: switching the executor from $running to $EXECUTOR"
+  if [[ $running != "$EXECUTOR" ]] && pid_of airflow-scheduler >/dev/null; then
+    say "airflow: switching the executor from ${running:-unknown} to $EXECUTOR"
     stop_airflow
   fi
   [[ $EXECUTOR == celery ]] || stop redis
   pid_of airflow-api-server >/dev/null || port_free airflow-api-server "$AIRFLOW_API_PORT" AIRFLOW_API_PORT
-  echo "$EXECUTOR" >"$RUN/executor"
   local name
   for name in $(airflow_components); do start_airflow_component "$name"; done
 }
@@ -117,18 +118,19 @@ sys.exit(0 if all(h.get(c, {}).get("status") == "healthy" for c in ("metadatabas
 ' 2>/dev/null
 }
 
-worker_ready() { grep -qs "ready\.$" "$LOGS/$1.log"; }
+worker_ready() { grep -Eqs "@[^ ]+ ready\." "$LOGS/$1.log"; }
 
 wait_airflow() {
   local name
   for name in $(airflow_components); do
     case $name in
-      airflow-worker-*) wait_ready "$name" worker_ready "$name" ;;
+      airflow-worker-*) TIMEOUT=$((TIMEOUT > AIRFLOW_READY_TIMEOUT ? TIMEOUT : AIRFLOW_READY_TIMEOUT)) wait_ready "$name" worker_ready "$name" ;;
       *) pid_of "$name" >/dev/null || { tail -n 15 "$LOGS/$name.log" >&2; die "$name exited while starting; see $LOGS/$name.log"; } ;;
     esac
   done
   # The api-server alone takes minutes to start on a busy 2-core machine.
   TIMEOUT=$((TIMEOUT > AIRFLOW_READY_TIMEOUT ? TIMEOUT : AIRFLOW_READY_TIMEOUT)) wait_ready airflow-api-server airflow_ready
+  echo "$EXECUTOR" >"$RUN/executor"
 }
 
 stop_airflow() {
