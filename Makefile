@@ -16,13 +16,14 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults test-ui test-celery test-deploy lint demo bench clean
+.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy lint demo bench clean
 
 help:
-	@echo "make setup | up [EXECUTOR=local|celery] | down | status | test | test-unit | test-faults | test-deploy | lint | demo | bench | clean   (see docs/stack.md, docs/deploy.md)"
+	@echo "make setup | up [EXECUTOR=local|celery] | down | status | test | test-unit | test-faults | test-observability | test-deploy | lint | demo | bench | clean   (see docs/stack.md, docs/deploy.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
+	scripts/monitoring-tools
 
 # Reinstalls only when a requirements file or pyproject.toml changes. Installs offline from a
 # wheelhouse in the cache and refills it from the index only when a pin is missing (pip's HTTP
@@ -68,6 +69,11 @@ test-deploy: setup
 # own, so it needs the fetched artifacts but not the shared stack.
 test-faults: setup
 	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/faults $(PYTEST_ARGS)
+
+# Lineage, metrics (a real statsd_exporter), alert rules and run reports (part of `make test` too;
+# docs/observability.md). `scripts/monitoring-tools promtool` first adds the promtool checks.
+test-observability: setup up
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/observability $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED)
 	$(WITH_ENV) $(PY) -m pytest -m "not integration and not deploy" $(PYTEST_ARGS)

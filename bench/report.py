@@ -13,7 +13,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 PNG = REPO / "docs" / "benchmarks.png"
-ORDER = ("pipeline", "pipeline-dag", "limit-fastavro", "limit-bytes", "peer", "peer-defaults")
+ORDER = (
+    "pipeline",
+    "pipeline-dag",
+    "pipeline-dag-lineage",
+    "limit-fastavro",
+    "limit-bytes",
+    "peer",
+    "peer-defaults",
+)
 KEY = ("csv", 1_000_000)
 
 
@@ -115,6 +123,13 @@ def markdown(machine: dict[str, Any], data: dict[str, Any], results: list[dict[s
             f"- `dag.test()` overhead: {dag['seconds']:.1f} s for the DAG vs {pipeline['seconds']:.1f} s "
             f"for the job alone = {dag['seconds'] - pipeline['seconds']:.1f} s."
         )
+    lineage = _find(results, "pipeline-dag-lineage", *KEY)
+    if dag and lineage:
+        lines.append(
+            f"- OpenLineage on vs off (1M rows through the DAG): {lineage['seconds']:.1f} s vs "
+            f"{dag['seconds']:.1f} s = {100 * (lineage['seconds'] / dag['seconds'] - 1):+.1f} % "
+            "(target: within 3 %)."
+        )
     if pipeline and fast and raw and peer:
         cpu = {name: _cpu(r) for name, r in (("p", pipeline), ("f", fast), ("b", raw), ("x", peer))}
         lines.append(
@@ -175,6 +190,8 @@ METHOD = [
     "  `OrdersToKafkaOperator`, the `extracts_root` Variable pointing at the 1M CSV day, run once with",
     "  `dag.test()` (sensor, file listing, one mapped publish task, report) after registering it in the",
     "  metadata DB (registration is not timed). Overhead = its wall time minus `pipeline`'s.",
+    "  OpenLineage is off (`AIRFLOW__OPENLINEAGE__DISABLED`). `pipeline-dag-lineage`: the same with",
+    "  OpenLineage on (the provider's `file` transport); its target is within 3 % of `pipeline-dag`.",
     "- `limit-fastavro`: the valid rows parsed into Avro-ready dicts before the clock, then fastavro",
     "  (`serde.AvroEncoder`) record by record and `produce()` with the same producer settings and batch",
     "  size, one transaction per batch; key and value only (no headers, no DLQ, no checkpoint).",
@@ -193,8 +210,8 @@ METHOD = [
     "  `delivery_callback`. `peer-defaults`: the provider's defaults (`synchronous=True`, flush after",
     "  every message, and a callback that logs a line per message; logging at INFO to a file), run at",
     "  100k rows only, once: at ~2k rows/s larger sizes would take most of the benchmark's time.",
-    "- **Repetitions and sizes**: 3 repetitions everywhere except `pipeline-dag` and `peer-defaults`",
-    "  (1 each). The pipeline runs at every size and format; the ceilings and the tuned peer at 100k,",
+    "- **Repetitions and sizes**: 3 repetitions everywhere except `peer-defaults`",
+    "  (1). The pipeline runs at every size and format; the ceilings and the tuned peer at 100k,",
     "  500k and 1M CSV rows only (5M pre-parsed dicts for `limit-fastavro` would take several GB, and a",
     "  5M peer repetition ~5 minutes: the whole benchmark would pass 30 minutes on this machine).",
     "",

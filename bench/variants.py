@@ -125,7 +125,9 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def pipeline_dag(task: dict[str, Any]) -> dict[str, Any]:
-    """The orders DAG through ``dag.test()``: sensor, file listing, mapped publish, report."""
+    """The orders DAG through ``dag.test()``: sensor, file listing, mapped publish, report (lineage
+    off unless ``pipeline_dag_lineage`` set a transport)."""
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "true")
     import great_expectations  # noqa: F401
     from airflow.api.common.delete_dag import delete_dag
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
@@ -153,6 +155,20 @@ def pipeline_dag(task: dict[str, Any]) -> dict[str, Any]:
     finally:
         delete_dag(dag_id, keep_records_in_log=False)
     return {"seconds": seconds, "topic": topic, "dlq_topic": f"{topic}.dlq", "state": state}
+
+
+def pipeline_dag_lineage(task: dict[str, Any]) -> dict[str, Any]:
+    """``pipeline-dag`` with OpenLineage on (the provider's ``file`` transport, as a deployment
+    would point it at Marquez): what lineage costs a run (docs/observability.md)."""
+    events = Path(task["log"]).with_suffix(".lineage.jsonl")
+    events.unlink(missing_ok=True)
+    os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+        {"type": "file", "log_file_path": str(events), "append": True}
+    )
+    os.environ.pop("AIRFLOW__OPENLINEAGE__DISABLED", None)
+    result = pipeline_dag(task)
+    result["lineage_events"] = len(events.read_text().splitlines()) if events.exists() else 0
+    return result
 
 
 # -- the ceilings ------------------------------------------------------------------------------
@@ -361,6 +377,7 @@ def _peer(task: dict[str, Any], *, tuned: bool) -> dict[str, Any]:
 VARIANTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "pipeline": pipeline,
     "pipeline-dag": pipeline_dag,
+    "pipeline-dag-lineage": pipeline_dag_lineage,
     "limit-fastavro": limit_fastavro,
     "limit-bytes": limit_bytes,
     "peer": lambda task: _peer(task, tuned=True),

@@ -13,6 +13,10 @@ export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$KAFKA_INGEST_CACHE/pip}"
 export KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 export APICURIO_VERSION="${APICURIO_VERSION:-3.3.3}"
 export STATSD_VERSION="${STATSD_VERSION:-0.9.0}"
+# Prometheus tools, built from the Go module proxy by scripts/monitoring-tools (monitoring/).
+export STATSD_EXPORTER_VERSION="${STATSD_EXPORTER_VERSION:-v0.31.0}"
+export PROMTOOL_VERSION="${PROMTOOL_VERSION:-v0.316.0}"
+export PROMETHEUS_TOOLS="${PROMETHEUS_TOOLS:-$KAFKA_INGEST_CACHE/go/bin}"
 
 # Ports (all services listen on 127.0.0.1 only).
 export KAFKA_PORT="${KAFKA_PORT:-9092}"
@@ -29,6 +33,9 @@ export AIRFLOW_TRIGGERER_LOG_PORT="${AIRFLOW_TRIGGERER_LOG_PORT:-8794}"
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7}"
 export SCHEMA_REGISTRY_COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}"
+# The registry keeps its schemas on the stack's Kafka (Apicurio KafkaSQL storage), in the topics
+# <prefix>.journal (every change, kept forever), <prefix>.snapshots and <prefix>.events.
+export SCHEMA_REGISTRY_TOPIC_PREFIX="${SCHEMA_REGISTRY_TOPIC_PREFIX:-_registry}"
 export STATSD_HOST="${STATSD_HOST:-127.0.0.1}"
 
 # Airflow as deployed: PostgreSQL metadata DB (Debian's postgresql-$POSTGRES_VERSION, a cluster of

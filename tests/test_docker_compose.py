@@ -173,3 +173,21 @@ def test_schema_registry_defaults_to_backward_compatibility(services: dict[str, 
     assert (
         services["schema-registry"]["environment"]["SCHEMA_REGISTRY_SCHEMA_COMPATIBILITY_LEVEL"] == "BACKWARD"
     )
+
+
+def test_kafka_keeps_its_log_dir_on_a_named_volume(services: dict[str, Any]) -> None:
+    """Records and schemas survive `docker compose down` (a container's own files do not)."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    log_dir = services["kafka"]["environment"]["KAFKA_LOG_DIRS"]
+    mounts = dict(volume.split(":")[:2] for volume in services["kafka"]["volumes"])
+
+    assert log_dir in mounts.values()
+    assert next(name for name, target in mounts.items() if target == log_dir) in compose["volumes"]
+
+
+def test_schema_registry_keeps_its_schemas_in_that_kafka(services: dict[str, Any]) -> None:
+    """Schemas in a topic of the same cluster: kept or dropped together with the records."""
+    env = services["schema-registry"]["environment"]
+    assert env["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"].split(":")[0] == "kafka"
+    assert env["SCHEMA_REGISTRY_KAFKASTORE_TOPIC"] == "_schemas"
+    assert services["schema-registry"]["depends_on"]["kafka"]["condition"] == "service_healthy"

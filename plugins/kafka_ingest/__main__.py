@@ -1,6 +1,7 @@
 """``python -m kafka_ingest <command>``: the project's developer commands.
 
 - ``scaffold``: add a topic outside the core package (docs/adding-a-topic.md).
+- ``replay``: replay a selection of a topic's DLQ (docs/dlq-replay.md).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import sys
 from collections.abc import Sequence
 
 from kafka_ingest import scaffold
+from kafka_ingest.replay import cli as replay_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kafka_ingest", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     scaffold.add_command(commands)
+    replay_cli.add_command(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -80,6 +80,10 @@ class Checkpoint:
     clear_number: int = 0
     #: written by a run that republishes the file from row 1 (``reprocess``)
     reprocess: bool = False
+    #: the schema id the batches were encoded with, and its schema's fingerprint (``schema_guard``);
+    #: 0 and "" in checkpoints written before they were recorded
+    schema_id: int = 0
+    schema_fingerprint: str = ""
     updated_at: float = field(default_factory=time.time)
 
     def to_json(self) -> bytes:
@@ -179,6 +183,12 @@ class CheckpointStore:
 
     def load(self, key: str) -> Checkpoint | None:
         """The last committed checkpoint for ``key``, or None if the file was never started."""
+        value = self.load_value(key)
+        return Checkpoint.from_json(value) if value else None
+
+    def load_value(self, key: str) -> bytes | None:
+        """The last committed value under ``key`` as bytes (other records, e.g. a replay's, share
+        the topic and its reading rules), or None."""
         partition = self.partition(key)
         high = self._watermark(partition, OffsetSpec.latest())
         if high == 0:
@@ -204,8 +214,8 @@ class CheckpointStore:
         finally:
             consumer.close()
 
-    def _scan(self, consumer: Consumer, partition: int, key: str, high: int) -> Checkpoint | None:
-        latest: Checkpoint | None = None
+    def _scan(self, consumer: Consumer, partition: int, key: str, high: int) -> bytes | None:
+        latest: bytes | None = None
         deadline = time.monotonic() + self._read_timeout_s
         encoded_key = key.encode()
         while True:
@@ -224,8 +234,7 @@ class CheckpointStore:
                 if message.error() is not None:
                     continue
                 if message.key() == encoded_key:
-                    value = message.value()
-                    latest = Checkpoint.from_json(value) if value else None
+                    latest = message.value() or None
 
     def _watermark(self, partition: int, which: OffsetSpec) -> int:
         """The partition's start or end offset. Right after a broker restart its leader answers

@@ -2,7 +2,8 @@
 
 The DAG: wait for the day's ``_SUCCESS`` → list its part files → one mapped ``publish`` task per
 file (each its own transactional id and checkpoint, so a large day spreads over workers) → a
-``report`` task that adds the mapped summaries up and marks the topic's Asset updated. Run-level
+``report`` task that adds the mapped summaries up, writes the run report (linked from the task)
+and marks the topic's Asset updated. Run-level
 knobs are DAG Params, shown in the trigger and backfill forms.
 
 ``KAFKA_INGEST_TOPIC_SUFFIX`` (read when the DAG file is parsed) appends a suffix to every topic
@@ -15,13 +16,16 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 from airflow.sdk.bases.timetable import BaseTimetable
 
 from kafka_ingest.operators.extract_to_kafka import ExtractToKafkaOperator
+from kafka_ingest.operators.report import DayReportOperator
+from kafka_ingest.run_report import SUMMARY_FIELDS, day_report
 from kafka_ingest.sensors.extract_day import ExtractDaySensor, day_folder
+
+__all__ = ["SUMMARY_FIELDS", "build_ingest_dag", "day_report", "list_day_files", "topic_asset"]
 
 #: A run covers one UTC day and starts when the day is over: its logical date (``ds``, the ``dt=``
 #: folder) is the day's start. A plain "@daily" is a CronTriggerTimetable in Airflow 3, whose run at
@@ -31,7 +35,6 @@ DAILY = CronDataIntervalTimetable("@daily", timezone="UTC")
 SAMPLE_EXTRACTS_ROOT = str(Path(__file__).resolve().parents[2] / "samples" / "extracts")
 EXTRACTS_ROOT = "{{ var.value.get('extracts_root', '" + SAMPLE_EXTRACTS_ROOT + "') }}"
 TOPIC_SUFFIX_ENV = "KAFKA_INGEST_TOPIC_SUFFIX"
-SUMMARY_FIELDS = ("files", "rows_read", "published", "dlq", "skipped")
 
 DOC_TEMPLATE = """\
 ### Ingest `{dataset}` extracts into `{topic}`
@@ -41,9 +44,10 @@ The run for day `<ds>` starts when that UTC day is over. Once
 validated row by row and published to **`{topic}`** (Avro, Schema Registry subject
 `{topic}-value`) in transactional batches, one mapped `publish` task per file. Rows that fail a
 rule go to **`{topic}.dlq`** with the reason. `report` adds the files up (its XCom: files, rows
-read, published, DLQ, skipped) and updates the Asset `{topic}` (not on a dry run). A rerun, retry
-or backfill never publishes a row twice: each file resumes after its last committed batch, and a
-file already published is skipped (counted as `skipped`).
+read, published, DLQ, skipped; its "Run report" link: per-file counts and the DLQ by stage and
+rule) and updates the Asset `{topic}` (not on a dry run). A rerun, retry or backfill never
+publishes a row twice: each file resumes after its last committed batch, and a file already
+published is skipped (counted as `skipped`).
 
 **On call**
 - *`wait_for_extract` failed ("never completed: no _SUCCESS marker at ...")*: the upstream did not
@@ -156,7 +160,14 @@ def build_ingest_dag(
             map_index_template="{{ task.extract_path.rsplit('/', 1)[-1] }}",
         ).expand(extract_path=files)
         wait >> files
-        report_day.override(outlets=[topic_asset(topic, kafka_config_id)])(publish.output, topic)
+        DayReportOperator(
+            task_id="report",
+            summaries=publish.output,
+            topic=topic,
+            max_dlq_ratio="{{ params.max_dlq_ratio }}",
+            trigger_rule="none_failed",
+            outlets=[topic_asset(topic, kafka_config_id)],
+        )
     return dag
 
 
@@ -184,56 +195,6 @@ def list_day_files(extracts_root: str, dataset: str, ds: str | None = None) -> l
             "%s is complete (_SUCCESS) but holds no part files: nothing to publish.", folder
         )
     return files
-
-
-@task(task_id="report", trigger_rule="none_failed")
-def report_day(summaries: Any, topic: str) -> dict[str, Any]:
-    """Adds the mapped summaries up: the day's totals in one XCom, one log line, one Asset event.
-
-    The Asset event says "this day is on the topic", so a dry run must not send it: the task
-    then pushes its totals and ends skipped. A day without part files (``publish`` skipped, no
-    summaries) reports zeros and does update the Asset: the day is complete.
-    """
-    import logging
-
-    from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    # One request for every mapped summary (iterating asks once per item, then once too many).
-    rows = list(summaries[:]) if summaries else []
-    report = day_report(rows, topic)
-    logging.getLogger(__name__).info(
-        "%s: %d files, %d rows read, %d published, %d to DLQ, %d skipped (already published)%s.",
-        topic,
-        *(report[name] for name in SUMMARY_FIELDS),
-        " — dry run, nothing was published" if report["dry_run"] else "",
-    )
-    context = get_current_context()
-    if report["dry_run"]:
-        context["ti"].xcom_push(key="return_value", value=report)
-        raise AirflowSkipException("Dry run: nothing was published, so the topic's Asset is not updated.")
-    for outlet in context["outlets"]:
-        context["outlet_events"][outlet].extra = {
-            "date": str(context["ds"]),
-            **{name: report[name] for name in SUMMARY_FIELDS},
-        }
-    return report
-
-
-def day_report(summaries: list[dict[str, Any]], topic: str) -> dict[str, Any]:
-    """The day's totals over the mapped ``publish`` summaries, with one short line per file."""
-    totals = {name: sum(int(s.get(name, 0)) for s in summaries) for name in SUMMARY_FIELDS}
-    per_file = [
-        {"file": f["file"], "status": f["status"], **{name: f[name] for name in SUMMARY_FIELDS[1:]}}
-        for s in summaries
-        for f in s.get("per_file", [])
-    ]
-    return {
-        "topic": topic,
-        "dry_run": any(bool(s.get("dry_run")) for s in summaries),
-        **totals,
-        "per_file": per_file,
-    }
 
 
 def _params() -> dict[str, Param]:

@@ -71,7 +71,11 @@ class DlqEnvelopeBuilder:
         self._run = run.as_dict()
         self._max_bytes = max_bytes
 
-    def build(self, rejected: RejectedRow, source: SourceInfo) -> bytes:
+    def build(
+        self, rejected: RejectedRow, source: SourceInfo, *, replay: Mapping[str, Any] | None = None
+    ) -> bytes:
+        """The envelope's bytes; ``replay`` (a row that failed again when replayed: the envelope it
+        came from, the replay's id and count) is added as the ``replay`` block when given."""
         envelope: dict[str, Any] = {
             "topic": self._spec.topic,
             "stage": str(rejected.stage),
@@ -89,6 +93,8 @@ class DlqEnvelopeBuilder:
             "original": self._masked_original(rejected.original),
             "truncated": False,
         }
+        if replay is not None:
+            envelope["replay"] = dict(replay)
         text = _json(envelope)
         # One scan of the whole envelope instead of one per value of the original: most rows hold
         # no twelve digits close together anywhere, and then scrubbing could change nothing.

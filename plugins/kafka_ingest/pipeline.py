@@ -55,6 +55,7 @@ from kafka_ingest.readers import (
     pinned,
     read_extract,
 )
+from kafka_ingest.schema_guard import SchemaGuard
 from kafka_ingest.specs import Stage, TopicSpec
 from kafka_ingest.validation import BatchValidator, ValidationOutcome
 
@@ -105,6 +106,12 @@ class FileSummary:
     skipped: int = 0
     batches: int = 0
     dlq_by_stage: dict[str, int] = field(default_factory=dict)
+    #: rows dead-lettered per failed rule (a row failing two rules counts under both)
+    dlq_by_rule: dict[str, int] = field(default_factory=dict)
+    #: encoded value bytes committed to the topic (lineage's outputStatistics)
+    bytes_published: int = 0
+    #: wall-clock seconds the file took in this run (rows/s in the run report)
+    seconds: float = 0.0
     checkpoint: str = ""
 
     def reconciles(self) -> bool:
@@ -151,6 +158,7 @@ class IngestionJob:
     :param producer_factory: transactional id → a new (not yet initialised) producer.
     :param checkpoints: the checkpoint store (None only for dry runs).
     :param encoder: the Avro encoder bound to the registered schema id (``encoding.py``).
+    :param schema_guard: stamps checkpoints with that id and checks earlier ones (``schema_guard.py``).
     """
 
     def __init__(
@@ -163,6 +171,7 @@ class IngestionJob:
         checkpoints: CheckpointStore | None,
         metrics: TopicMetrics,
         run: RunInfo,
+        schema_guard: SchemaGuard | None = None,
     ) -> None:
         if not settings.dry_run and (producer_factory is None or checkpoints is None):
             raise ValueError("A job that publishes needs a producer factory and a checkpoint store.")
@@ -173,6 +182,7 @@ class IngestionJob:
         self._checkpoints = checkpoints
         self._metrics = metrics
         self._run = run
+        self._schema_guard = schema_guard
         self._validator = BatchValidator(spec)
         self._dlq = DlqEnvelopeBuilder(spec, run)
         self._duplicates: DuplicateIndex | SeenKeys = DuplicateIndex.empty()
@@ -260,6 +270,8 @@ class IngestionJob:
             publisher.init()
             previous = self._checkpoints.load(key)
             summary = FileSummary(file=path, fingerprint=hashed.result(), checkpoint=key)
+        if self._schema_guard is not None:  # before anything of the file is produced, reprocess or not
+            self._schema_guard.check(previous)
         resume_after = self._resume_position(path, summary, previous)
         if previous is not None and previous.complete and resume_after is None:
             summary.status = "already published"
@@ -337,6 +349,8 @@ class IngestionJob:
             clear_number=self._run.clear_number,
             reprocess=self.settings.reprocess,
         )
+        if self._schema_guard is not None:
+            self._schema_guard.stamp(checkpoint)
         if base is not None:
             checkpoint.rows_done, checkpoint.published = base.rows_done, base.published
             checkpoint.dlq, checkpoint.batches = base.dlq, base.batches
@@ -372,6 +386,7 @@ class IngestionJob:
         stages = _stages(prepared.rejected)
         if publisher is None:
             published, dlq_count = len(prepared.records), len(dlq)
+            summary.bytes_published += _value_bytes(prepared.records)
         else:
             batch = BatchToPublish(
                 prepared.records,
@@ -383,6 +398,7 @@ class IngestionJob:
             )
             result = publisher.publish(batch, before_commit=self._check_budget)
             published, dlq_count = result.published, result.dlq
+            summary.bytes_published += _value_bytes(batch.records)  # without records moved to the DLQ
             checkpoint.published += published
             checkpoint.dlq += dlq_count
             checkpoint.batches += 1
@@ -398,6 +414,9 @@ class IngestionJob:
         for stage, count in stages.items():
             summary.dlq_by_stage[stage] = summary.dlq_by_stage.get(stage, 0) + count
             self._metrics.incr(f"rows_dlq.{stage}", count)
+        for row in prepared.rejected:
+            for rule in row.rules:
+                summary.dlq_by_rule[rule] = summary.dlq_by_rule.get(rule, 0) + 1
         self._metrics.incr("rows_published", published)
         self._metrics.incr("rows_dlq", dlq_count)
 
@@ -749,6 +768,13 @@ def _correlation_prefix(topic: str, date: str, file_name: str) -> str:
     return hashlib.sha1(f"{topic}|{date}|{file_name}".encode(), usedforsecurity=False).hexdigest()[:16]
 
 
+def _value_bytes(records: Sequence[OutgoingMessage]) -> int:
+    """The records' encoded value bytes (one C-level pass over a column)."""
+    if isinstance(records, RecordColumns):
+        return sum(map(len, records.values))
+    return sum(len(r.value) for r in records)
+
+
 def _stages(rejected: Iterable[RejectedRow]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for row in rejected:
@@ -771,6 +797,7 @@ class _Progress:
 
     def done(self, summary: FileSummary) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
+        summary.seconds = round(elapsed, 3)
         log.info(
             "%s: %d rows read, %d published, %d to DLQ, %d skipped in %.1fs (%.0f rows/s)",
             self._path,

@@ -19,6 +19,7 @@ from kafka_ingest.encoding import make_table_encoder
 from kafka_ingest.metrics import TopicMetrics
 from kafka_ingest.pipeline import IngestionJob, JobSettings
 from kafka_ingest.publisher import producer_config
+from kafka_ingest.schema_guard import SchemaGuard, SchemaStamp, schema_fingerprint
 from kafka_ingest.serde import (
     IncompatibleSchemaError,
     LoadedSchema,
@@ -77,6 +78,9 @@ def build_job(
         checkpoints=checkpoints,
         metrics=metrics,
         run=run,
+        schema_guard=SchemaGuard(
+            registry_client, spec.subject, SchemaStamp(schema_id, schema_fingerprint(schema.text))
+        ),
     )
     return job, schema_id
 

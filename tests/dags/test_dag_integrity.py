@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 DAGS_FOLDER = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-DEFINES_A_DAG = re.compile(r"\bDAG\(|@dag\b|\bbuild_ingest_dag\(")
+DEFINES_A_DAG = re.compile(r"\bDAG\(|@dag\b|\bbuild_ingest_dag\(|\bbuild_replay_dag\(")
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,12 @@ def test_report_updates_the_topic_asset(dagbag: DagBag) -> None:
     assert topics["ingest_orders"] == ["shopping.order.created"]
     assert topics["ingest_payments"] == ["shopping.payment.processed"]
     assert all(len(assets) == 1 for assets in topics.values())
+
+
+def test_replay_dag_offers_the_selection_in_its_trigger_form(dagbag: DagBag) -> None:
+    dag = dagbag.dags["replay_dlq"]
+    expected = {"dataset", "topic", "date_from", "date_to", "stages", "rules", "error_types", "files", "keys"}
+    assert expected | {"source", "corrections_file", "dry_run", "replay_id"} <= set(dag.params)
+    assert dag.params["dry_run"] is True, "a replay started from the form is a dry run unless unticked"
+    assert dag.max_active_runs == 1
+    assert dag.schedule is None

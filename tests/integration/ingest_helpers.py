@@ -1,8 +1,11 @@
 """What the ingestion integration tests share: running a job, reading topics back, the source rows.
 
-Everything here reads the stack the way a downstream consumer would: a ``read_committed`` consumer
-over every partition up to its end, Avro values decoded by confluent-kafka's own
-``AvroDeserializer`` against the real registry, DLQ envelopes parsed as plain JSON. The expected
+Everything here reads the stack the way a downstream consumer would: ``read_topic`` (from
+``kafka_ingest.testing.topics``, the one reader of the tests, the demo and scaffolded topics'
+tests) is a ``read_committed`` consumer over every partition up to its high watermark, from the
+log's start on a test's own topic, or from a run's start (``since=``) on a shared one; Avro values
+decoded by confluent-kafka's own ``AvroDeserializer`` against the real registry, DLQ envelopes
+parsed as plain JSON. The expected
 records are built from the extract files with the standard library and pyarrow alone, never with
 the product's readers, so a reader bug cannot hide itself.
 """
@@ -15,10 +18,8 @@ import io
 import json
 import re
 import socket
-import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pyarrow.parquet as pq
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -37,6 +37,8 @@ from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.topics import TopicRecord
+from kafka_ingest.testing.topics import read_topic as read_topic  # the tests import it from here
 from kafka_ingest.wiring import build_job
 
 DATE = "2026-01-01"
@@ -105,98 +107,12 @@ def task_context(run: RunInfo = RUN) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reading topics back
 
 
-@dataclass
-class Record:
-    """One consumed record, with its headers as a dict (every header name is used once)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes] = field(default_factory=dict)
-    raw_headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-    def header(self, name: str) -> str:
-        return self.headers[name].decode()
-
-    @property
-    def row(self) -> int:
-        return int(self.header("source.row"))
-
-    @property
-    def file_name(self) -> str:
-        return Path(self.header("source.file")).name
+#: One consumed record: ``kafka_ingest.testing.topics``'s, the reader scaffolded topics' tests use.
+Record = TopicRecord
 
 
 def topic_exists(bootstrap: str, topic: str) -> bool:
     return topic in AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
-
-
-def read_topic(
-    bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout_s: float = 30.0
-) -> list[Record]:
-    """Every record of every partition up to its end (the last stable offset for read_committed).
-
-    A topic that does not exist reads as empty, and is not created by reading it.
-    """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    metadata = admin.list_topics(timeout=10).topics.get(topic)
-    if metadata is None:
-        return []
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"it-reader-{uuid.uuid4().hex}",
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "allow.auto.create.topics": False,
-        }
-    )
-    partitions = sorted(metadata.partitions)
-    pending = set()
-    for partition in partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        if high > low:
-            pending.add(partition)
-    records: list[Record] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: partitions {sorted(pending)} not read to the end in time")
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(message.partition())
-                    continue
-                raise KafkaException(error)
-            headers = message.headers() or []  # a consumed record's headers are a list of pairs
-            pairs = headers.items() if isinstance(headers, dict) else headers
-            raw_headers = [(name, _bytes(value)) for name, value in pairs]
-            records.append(
-                Record(
-                    topic=topic,
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    key=message.key(),
-                    value=message.value() or b"",
-                    headers=dict(raw_headers),
-                    raw_headers=raw_headers,
-                )
-            )
-    finally:
-        consumer.close()
-    return records
-
-
-def _bytes(value: str | bytes | None) -> bytes:
-    return value.encode() if isinstance(value, str) else value or b""
 
 
 def decode_values(registry_url: str, topic: str, records: Iterable[Record]) -> list[dict[str, Any]]:

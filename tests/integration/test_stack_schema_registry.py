@@ -4,9 +4,12 @@ confluent-kafka's SchemaRegistryClient sees it."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -87,3 +90,30 @@ def test_incompatible_evolution_is_rejected_under_backward(
         client.register_schema(subject, V2_WITHOUT_DEFAULT)
     assert rejected.value.http_status_code == 409
     assert client.get_versions(subject) == [1]
+
+
+def test_the_registry_keeps_its_schemas_in_kafka_topics_that_never_lose_messages(
+    client: SchemaRegistryClient, subject: str, kafka_bootstrap: str
+) -> None:
+    """KafkaSQL storage: registering a schema appends to the journal, which is neither compacted
+    nor subject to retention (docs/stack.md)."""
+    prefix = os.environ.get("SCHEMA_REGISTRY_TOPIC_PREFIX", "_registry")
+    journal = f"{prefix}.journal"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+    def journal_size() -> int:
+        partitions = admin.list_topics(topic=journal, timeout=10).topics[journal].partitions
+        offsets = admin.list_offsets({TopicPartition(journal, p): OffsetSpec.latest() for p in partitions})
+        return sum(future.result(timeout=10).offset for future in offsets.values())
+
+    before = journal_size()
+    client.register_schema(subject, V1)
+
+    assert journal_size() > before
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, f"{prefix}.{t}") for t in ("journal", "snapshots")]
+    for resource, future in admin.describe_configs(resources).items():
+        config = future.result(timeout=10)
+        settings = {k: config[k].value for k in ("cleanup.policy", "retention.ms", "retention.bytes")}
+        assert settings == {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}, (
+            resource
+        )

@@ -25,6 +25,8 @@ from kafka_ingest.errors import PermanentError
 from kafka_ingest.specs import TopicSpec
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
     from kafka_ingest.pipeline import JobSettings
 
 
@@ -72,6 +74,8 @@ class ExtractToKafkaOperator(BaseOperator):
     )
     ui_color = "#e8f1fb"
     spec: TopicSpec | None = None
+    #: What the run learnt, for the OpenLineage facets built after it (files, servers, summary, error).
+    _lineage_facts: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -116,9 +120,11 @@ class ExtractToKafkaOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         assert self.spec is not None
         spec = replace(self.spec, topic=self.topic) if self.topic else self.spec
+        self._lineage_facts = {"dry_run": str(self.validate_only).strip().lower() in ("true", "1", "yes")}
         try:
             summary = self._run(spec, context)
         except Exception as exc:
+            self._lineage_facts["error"] = exc
             if isinstance(exc, PermanentError):
                 raise AirflowFailException(str(exc)) from exc
             if isinstance(exc, AirflowException):
@@ -134,6 +140,7 @@ class ExtractToKafkaOperator(BaseOperator):
             summary["dlq"],
             summary["skipped"],
         )
+        self._lineage_facts["summary"] = summary
         return summary
 
     def _run(self, spec: TopicSpec, context: Context) -> dict[str, Any]:
@@ -152,6 +159,11 @@ class ExtractToKafkaOperator(BaseOperator):
             self.log.warning("No extract files at %s: nothing to publish.", self.extract_path)
         metrics = TopicMetrics(spec.topic, airflow_stats_sink())
         settings = self._settings()
+        kafka_config = TransactionalProducerHook(self.kafka_config_id).client_config()
+        if self._lineage_facts is not None:
+            self._lineage_facts.update(
+                files=[str(f) for f in files], servers=kafka_config.get("bootstrap.servers", "")
+            )
         # Tuned from before the job is built: the task's heap (Airflow, GX, pandas) is frozen
         # before building the job's clients allocates enough to set off a full collection of it
         # (~0.2 s, measured; allocation.py).
@@ -159,7 +171,7 @@ class ExtractToKafkaOperator(BaseOperator):
             job, schema_id = build_job(
                 spec,
                 settings,
-                kafka_config=TransactionalProducerHook(self.kafka_config_id).client_config(),
+                kafka_config=kafka_config,
                 registry_client=SchemaRegistryHook(self.schema_registry_conn_id).get_client(),
                 checkpoint_topic=self.checkpoint_topic,
                 auto_register=self.auto_register,
@@ -169,6 +181,49 @@ class ExtractToKafkaOperator(BaseOperator):
             )
             summaries = job.run(files, day_files)
         return summarize(summaries, topic=spec.topic, schema_id=schema_id, dry_run=settings.dry_run)
+
+    # -- OpenLineage (apache-airflow-providers-openlineage calls these; kafka_ingest/lineage.py) ----
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        return self._lineage("start")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        return self._lineage("complete")
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        return self._lineage("failure")
+
+    def _lineage(self, event: str) -> OperatorLineage:
+        """The event's facets; never raises (a lineage problem is logged, the task goes on)."""
+        from kafka_ingest.lineage import LineageRun, operator_lineage, safely
+
+        def build() -> OperatorLineage:
+            assert self.spec is not None
+            spec = replace(self.spec, topic=self.topic) if self.topic else self.spec
+            facts = self._lineage_facts if event != "start" and self._lineage_facts else self._start_facts()
+            run = LineageRun(
+                files=list(facts.get("files", [])),
+                kafka_servers=str(facts.get("servers", "")),
+                dry_run=bool(facts.get("dry_run")),
+                summary=facts.get("summary"),
+                error=facts.get("error"),
+            )
+            return operator_lineage(spec, run, complete=event != "start")
+
+        return safely(build, event)
+
+    def _start_facts(self) -> dict[str, Any]:
+        """Before the run: the files and servers it will use (a listing and a connection lookup)."""
+        from kafka_ingest.hooks.kafka import TransactionalProducerHook
+        from kafka_ingest.sources import resolve_extract_files
+
+        return {
+            "files": [str(f) for f in resolve_extract_files(self.extract_path)],
+            "servers": TransactionalProducerHook(self.kafka_config_id)
+            .client_config()
+            .get("bootstrap.servers", ""),
+            "dry_run": _as_bool(self.validate_only),
+        }
 
     def _settings(self) -> JobSettings:
         """The run's knobs; DAG Params arrive as rendered text, so they are coerced here."""

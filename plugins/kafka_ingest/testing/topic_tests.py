@@ -9,7 +9,9 @@ records they become, the sample day's outcome.
 - :func:`run_day` runs the topic's DAG for one day against the local stack with ``dag.test()``,
   under a dag id and topic of its own (so runs never see each other's records), and reads back
   what a consumer would: the values decoded by confluent-kafka's ``AvroDeserializer`` and the DLQ
-  envelopes.
+  envelopes. Given a topic (a shared one, e.g. on a development cluster), it reads from where
+  that topic ended before the run, so the read costs what the run wrote however much the topic
+  already holds, and keeps the records of its own run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pyarrow as pa
 from kafka_ingest.dedup import FIRST_OCCURRENCE_COLUMN
 from kafka_ingest.serde import load_schema
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.topics import TopicRecord, end_offsets, read_topic
 
 if TYPE_CHECKING:
     from kafka_ingest.operators.extract_to_kafka import ExtractToKafkaOperator
@@ -108,12 +111,15 @@ def run_day(
     kafka_bootstrap: str,
     schema_registry_url: str,
     conf: Mapping[str, Any] | None = None,
+    topic: str | None = None,
 ) -> DayRun:
     """Run ``operator_class``'s DAG (``build_ingest_dag``) for ``day`` over ``extracts_root``.
 
-    The DAG gets a dag id and topic of its own (``<topic>.it-<hex>``), is registered in the
-    metadata DB as the dag-processor would (``dag.test()`` runs only DAGs it knows) and is deleted
-    from it afterwards; its topics stay, for reading after a failure.
+    The DAG gets a dag id of its own and, unless ``topic`` names one, a topic of its own too
+    (``<topic>.it-<hex>``). It is registered in the metadata DB as the dag-processor would
+    (``dag.test()`` runs only DAGs it knows) and deleted from it afterwards; its topics stay, for
+    reading after a failure. What is read back starts where the topics ended before the run and
+    is only this run's (its dag id), so a topic's history costs nothing.
     """
     from kafka_ingest.dag_factory import build_ingest_dag
 
@@ -122,10 +128,11 @@ def run_day(
         raise ValueError(f"{operator_class.__name__} sets no spec: it has no DAG to run.")
     suffix = uuid.uuid4().hex[:8]
     dag = build_ingest_dag(
-        operator_class, dag_id=f"it_{spec.dataset}_{suffix}", topic=f"{spec.topic}.it-{suffix}"
+        operator_class, dag_id=f"it_{spec.dataset}_{suffix}", topic=topic or f"{spec.topic}.it-{suffix}"
     )
     publish: Any = dag.get_task("publish")  # mapped: its arguments are in partial_kwargs
     topic = str(publish.partial_kwargs["topic"])
+    starts = {name: end_offsets(kafka_bootstrap, name) for name in (topic, f"{topic}.dlq")}
     _register(dag)
     try:
         with _environment(EXTRACTS_ROOT_VARIABLE, str(extracts_root)):
@@ -144,8 +151,20 @@ def run_day(
         topic=topic,
         state=state,
         task_states=task_states,
-        values=_decoded_values(kafka_bootstrap, schema_registry_url, topic),
-        dlq=[json.loads(record.value) for record in _read(kafka_bootstrap, f"{topic}.dlq")],
+        values=_decoded_values(
+            schema_registry_url,
+            topic,
+            [
+                r
+                for r in read_topic(kafka_bootstrap, topic, since=starts[topic])
+                if r.header("dag_id") == dag.dag_id
+            ],
+        ),
+        dlq=[
+            envelope
+            for record in read_topic(kafka_bootstrap, f"{topic}.dlq", since=starts[f"{topic}.dlq"])
+            if (envelope := json.loads(record.value))["run"]["dag_id"] == dag.dag_id
+        ],
     )
 
 
@@ -179,13 +198,7 @@ def _environment(name: str, value: str) -> Iterator[None]:
             os.environ[name] = saved
 
 
-def _read(bootstrap: str, topic: str) -> list[Any]:
-    from kafka_ingest.testing.topics import read_topic
-
-    return list(read_topic(bootstrap, topic))
-
-
-def _decoded_values(bootstrap: str, registry_url: str, topic: str) -> list[dict[str, Any]]:
+def _decoded_values(registry_url: str, topic: str, records: Sequence[TopicRecord]) -> list[dict[str, Any]]:
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -194,4 +207,4 @@ def _decoded_values(bootstrap: str, registry_url: str, topic: str) -> list[dict[
 
     deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry_url, "timeout": DEFAULT_TIMEOUT_S}))
     context = SerializationContext(topic, MessageField.VALUE)
-    return [deserializer(record.value, context) for record in _read(bootstrap, topic)]
+    return [deserializer(record.value, context) for record in records]

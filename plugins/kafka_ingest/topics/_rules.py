@@ -147,12 +147,29 @@ def parse_timestamps(values: pa.Array) -> Timestamps:
     millis, ok = fields.millis, fields.plain.copy()
     unusual = well_formed & ~fields.plain
     if unusual.any():
-        text = pc.filter(values, pa.array(unusual)).to_pandas()
-        parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-        nanos = parsed.to_numpy(dtype="datetime64[ns]").view("int64")
-        ok[unusual] = parsed.notna().to_numpy()
-        millis[unusual] = nanos // 1_000_000  # floored, also before 1970
+        millis[unusual], ok[unusual] = _pandas_millis(pc.filter(values, pa.array(unusual)).to_pandas())
     return Timestamps(np.where(ok, millis, 0), ok, ok & fields.has_offset)
+
+
+def _pandas_millis(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch milliseconds (floored, also before 1970) and validity of ISO 8601 text, by pandas.
+
+    pandas infers the resolution from the finest fraction among the values it is given, and a
+    nanosecond result cannot hold years outside 1677-2262: the same text would then be valid or not,
+    or even read as another instant, depending on its neighbours. Fractions are cut to microseconds
+    first (milliseconds are kept anyway), so every value is read at microsecond resolution or
+    coarser, whose range holds every four-digit year.
+    """
+    text = text.str.replace(r"(\.\d{6})\d+", r"\1", regex=True)
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    millis = parsed.to_numpy(dtype="datetime64[us]").view("int64") // 1_000
+    return millis, parsed.notna().to_numpy() & (millis >= _FIRST_MILLI) & (millis <= _LAST_MILLI)
+
+
+#: The instants a consumer's datetime type can hold (Python's, Java's LocalDateTime): years 1-9999
+#: in UTC. An offset can carry a four-digit local time outside them (year 0 or 10000).
+_FIRST_MILLI = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+_LAST_MILLI = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 @dataclass(frozen=True)

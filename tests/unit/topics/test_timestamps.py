@@ -2,9 +2,9 @@
 
 ``parse_timestamps`` decides most well-formed values with integer arithmetic and hands the others
 to pandas. Its reference is the version that gave every well-formed value to pandas
-(:func:`pandas_only`): the same ``millis``, ``ok`` and ``has_offset`` for any text, including
-impossible dates and times, offsets beyond 23:59, years at the ends of pandas' range, fractions
-of every length, and text that is not a timestamp at all.
+(:func:`pandas_only`, at microsecond resolution, years 1-9999): the same ``millis``, ``ok`` and
+``has_offset`` for any text, including impossible dates and times, offsets beyond 23:59, years
+outside pandas' nanosecond range, fractions of every length, and text that is not a timestamp.
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ def pandas_only(values: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``parse_timestamps`` before the positional reader: pandas parsed every well-formed value."""
     well_formed = full_match(values, f"{_LOCAL_TIME}(?:{_OFFSET})?")
     text = pc.if_else(pa.array(well_formed), values, None).to_pandas()
+    text = text.str.replace(r"(\.\d{6})\d+", r"\1", regex=True)  # milliseconds are kept anyway
     parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
-    ok = well_formed & parsed.notna().to_numpy()
-    nanos = parsed.to_numpy(dtype="datetime64[ns]").view("int64")
-    millis = np.where(ok, nanos // 1_000_000, 0)
+    micros = parsed.to_numpy(dtype="datetime64[us]").view("int64")
+    in_years_1_to_9999 = (micros >= -62_135_596_800_000_000) & (micros < 253_402_300_800_000_000)
+    ok = well_formed & parsed.notna().to_numpy() & in_years_1_to_9999
+    millis = np.where(ok, micros // 1_000, 0)
     has_offset = ok & _mask(pc.match_substring_regex(values, f"(?:{_OFFSET})$"))
     return millis, ok, has_offset
 
@@ -97,6 +99,27 @@ def test_the_positional_reader_agrees_with_pandas(values: list[str | None], larg
     assert got.ok.tolist() == ok.tolist()
     assert got.millis.tolist() == millis.tolist()
     assert got.has_offset.tolist() == has_offset.tolist()
+
+
+@pytest.mark.parametrize(
+    "neighbour", [None, "1678-01-01T00:00:00.0000000Z", "2026-01-15T09:30:00.123456789+01:00"]
+)
+def test_an_instant_outside_pandas_nanosecond_range_is_read_the_same_whatever_its_neighbours(
+    neighbour: str | None,
+) -> None:
+    """A finer fraction elsewhere in the batch once made pandas read 1677 as NaT, or a lone 1677
+    value overflow into 2261: the answer must depend on the value alone."""
+    got = parse_timestamps(pa.array(["1677-01-01T00:00:00Z", "2262-06-01T00:00:00Z", neighbour]))
+    assert got.ok[:2].tolist() == [True, True]
+    assert got.millis[:2].tolist() == [-9_246_096_000_000, 9_227_692_800_000]
+
+
+@pytest.mark.parametrize(
+    "text", ["0000-12-31T23:59:59Z", "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"]
+)
+def test_an_instant_outside_years_1_to_9999_is_invalid(text: str) -> None:
+    """Consumers' datetime types (Python's, Java's LocalDateTime) hold years 1 to 9999 only."""
+    assert parse_timestamps(pa.array([text])).ok.tolist() == [False]
 
 
 @pytest.mark.parametrize("offset", [0, 3, 17])

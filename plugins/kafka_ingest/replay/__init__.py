@@ -1,0 +1,17 @@
+"""Replaying a topic's DLQ: fix the cause, then send the rows on exactly once, with an audit trail.
+
+The modules, in the order a replay uses them (docs/dlq-replay.md is the on-call walkthrough):
+
+* :mod:`.envelopes`: a DLQ record as a typed envelope (or why it cannot be replayed);
+* :mod:`.selection`: which envelopes a replay takes (dates, stage, rules, error type, file, keys);
+* :mod:`.corrections`: the corrections file (CSV or JSON Lines keyed by the topic's key);
+* :mod:`.candidates`: the row each selected envelope replays, or why it needs a correction;
+* :mod:`.judge`: the topic's current rules, the day's duplicate rule and the Avro encoding;
+* :mod:`.published`: the day's keys already on the topic;
+* :mod:`.kafka_io`: bounded read_committed reads;
+* :mod:`.checkpoint`, :mod:`.audit`, :mod:`.report`: what a replay remembers, leaves and says;
+* :mod:`.job`: the transaction loop; :mod:`.cli`: ``python -m kafka_ingest replay``.
+
+Nothing here imports Airflow; the operator (``operators/replay_dlq.py``) and the DAG
+(``replay/dag.py``) are the Airflow edge.
+"""
