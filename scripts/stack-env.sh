@@ -86,6 +86,15 @@ export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFL
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW__API__PORT/execution/}"
 export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT:-$AIRFLOW_WORKER_LOG_PORT}"
 export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-$AIRFLOW_TRIGGERER_LOG_PORT}"
+# OpenLineage: every task's events go over http to a receiver on loopback OPENLINEAGE_PORT
+# (docs/observability.md). Nothing listens there unless a test does
+# (tests/observability/test_scheduler_observability.py): then an event is refused at once on
+# loopback and the provider logs a warning; a deployment points this at Marquez or its own backend.
+export OPENLINEAGE_PORT="${OPENLINEAGE_PORT:-5055}"
+_ol_transport='{"type": "http", "url": "http://127.0.0.1:'"$OPENLINEAGE_PORT"'", "endpoint": "api/v1/lineage", "timeout": 5}'
+export AIRFLOW__OPENLINEAGE__TRANSPORT="${AIRFLOW__OPENLINEAGE__TRANSPORT:-$_ol_transport}"
+unset _ol_transport
+export AIRFLOW__OPENLINEAGE__NAMESPACE="${AIRFLOW__OPENLINEAGE__NAMESPACE:-kafka-ingest}"
 export AIRFLOW__METRICS__STATSD_ON="${AIRFLOW__METRICS__STATSD_ON:-True}"
 export AIRFLOW__METRICS__STATSD_HOST="${AIRFLOW__METRICS__STATSD_HOST:-$STATSD_HOST}"
 export AIRFLOW__METRICS__STATSD_PORT="${AIRFLOW__METRICS__STATSD_PORT:-$STATSD_PORT}"
