@@ -88,10 +88,11 @@ export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__WORKER_LOG_
 export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-$AIRFLOW_TRIGGERER_LOG_PORT}"
 # OpenLineage: every task's events go over http to a receiver on loopback OPENLINEAGE_PORT
 # (docs/observability.md). Nothing listens there unless a test does
-# (tests/observability/test_scheduler_observability.py): then an event is refused at once on
-# loopback and the provider logs a warning; a deployment points this at Marquez or its own backend.
+# (tests/observability/test_scheduler_observability.py); without retries (the client's default
+# retries with backoff took ~10 s per event) a refused event costs a millisecond on loopback and a
+# warning in the log. A deployment points this at Marquez or its own backend, with retries.
 export OPENLINEAGE_PORT="${OPENLINEAGE_PORT:-5055}"
-_ol_transport='{"type": "http", "url": "http://127.0.0.1:'"$OPENLINEAGE_PORT"'", "endpoint": "api/v1/lineage", "timeout": 5}'
+_ol_transport='{"type": "http", "url": "http://127.0.0.1:'"$OPENLINEAGE_PORT"'", "endpoint": "api/v1/lineage", "timeout": 5, "retry": {"total": 0}}'
 export AIRFLOW__OPENLINEAGE__TRANSPORT="${AIRFLOW__OPENLINEAGE__TRANSPORT:-$_ol_transport}"
 unset _ol_transport
 export AIRFLOW__OPENLINEAGE__NAMESPACE="${AIRFLOW__OPENLINEAGE__NAMESPACE:-kafka-ingest}"
