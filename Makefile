@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults test-observability lint demo bench clean
+.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy lint demo bench clean
 
 help:
-	@echo "make setup | up | down | status | test | test-unit | test-faults | test-observability | lint | demo | bench | clean   (see docs/stack.md)"
+	@echo "make setup | up [EXECUTOR=local|celery] | down | status | test | test-unit | test-faults | test-observability | test-deploy | lint | demo | bench | clean   (see docs/stack.md, docs/deploy.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -45,8 +45,25 @@ status:
 
 # Integration tests must reach the stack: unreachable means failed, not skipped.
 # pytest exit code 5 (no tests collected) fails the target like any other.
+# The deploy suites (tests/deploy: a real browser, Celery faults) have their own targets below.
 test: setup up
-	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest $(PYTEST_ARGS)
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest -m "not deploy" $(PYTEST_ARGS)
+
+# The browser test of the UI on whatever executor the running stack has (make up [EXECUTOR=...]).
+test-ui: setup up
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/deploy -m "deploy and not celery" $(PYTEST_ARGS)
+
+# Everything in tests/deploy on the Celery stack: the browser test again, and the worker and
+# scheduler faults (the stack is switched to EXECUTOR=celery and stays so).
+test-celery: setup
+	EXECUTOR=celery scripts/stack up
+	$(WITH_ENV) EXECUTOR=celery KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/deploy $(PYTEST_ARGS)
+
+# Both executors, as CI runs them: the browser test on LocalExecutor, then all of tests/deploy on Celery.
+test-deploy: setup
+	EXECUTOR=local scripts/stack up
+	$(WITH_ENV) EXECUTOR=local KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/deploy -m "deploy and not celery" $(PYTEST_ARGS)
+	$(MAKE) test-celery
 
 # Only the fault suite (part of `make test` too): it starts a private broker and registry of its
 # own, so it needs the fetched artifacts but not the shared stack.
@@ -59,7 +76,7 @@ test-observability: setup up
 	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/observability $(PYTEST_ARGS)
 
 test-unit: $(INSTALLED)
-	$(WITH_ENV) $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(WITH_ENV) $(PY) -m pytest -m "not integration and not deploy" $(PYTEST_ARGS)
 
 # lint-imports: the package's import layers (pyproject.toml [tool.importlinter], docs/architecture.md).
 lint: $(INSTALLED)
@@ -77,7 +94,9 @@ BENCH_ARGS ?=
 bench: setup up
 	$(WITH_ENV) $(PY) bench/run.py $(BENCH_ARGS)
 
+# Also deletes the stack's data: Kafka's log dirs, the PostgreSQL cluster, Redis, the secrets.
 clean: down
+	$(WITH_ENV) rm -rf "$$STACK_DIR"
 	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 

@@ -38,19 +38,64 @@ export SCHEMA_REGISTRY_COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}
 export SCHEMA_REGISTRY_TOPIC_PREFIX="${SCHEMA_REGISTRY_TOPIC_PREFIX:-_registry}"
 export STATSD_HOST="${STATSD_HOST:-127.0.0.1}"
 
-# Airflow: SQLite metadata and logs under the stack dir; DAGs and plugins from the repo.
+# Airflow as deployed: PostgreSQL metadata DB (Debian's postgresql-$POSTGRES_VERSION, a cluster of
+# the stack's own), api-server + scheduler + dag-processor + triggerer as separate processes, and
+# with EXECUTOR=celery a Redis broker and two Celery workers. Secrets (DB URL, JWT secret, ...) are
+# not here: scripts/stack writes them into $AIRFLOW_HOME/airflow.cfg (see docs/deploy.md).
+export POSTGRES_VERSION="${POSTGRES_VERSION:-15}"
+export POSTGRES_PORT="${POSTGRES_PORT:-5433}"
+export POSTGRES_OS_USER="${POSTGRES_OS_USER:-postgres}"
+export POSTGRES_DB="${POSTGRES_DB:-airflow}"
+export REDIS_PORT="${REDIS_PORT:-6380}"
+# EXECUTOR=local|celery chooses the executor at `make up`; later commands follow the running stack's.
+if [[ -z ${EXECUTOR:-} && -f $STACK_DIR/run/executor ]]; then EXECUTOR="$(<"$STACK_DIR/run/executor")"; fi
+export EXECUTOR="${EXECUTOR:-local}"
+if [[ $EXECUTOR == celery ]]; then export AIRFLOW__CORE__EXECUTOR=CeleryExecutor; else export AIRFLOW__CORE__EXECUTOR=LocalExecutor; fi
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$STACK_DIR/airflow}"
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///$AIRFLOW_HOME/airflow.db}"
+export AIRFLOW_ADMIN_USER="${AIRFLOW_ADMIN_USER:-admin}"
+export AIRFLOW_READY_TIMEOUT="${AIRFLOW_READY_TIMEOUT:-420}"
+export AIRFLOW_API_WORKERS="${AIRFLOW_API_WORKERS:-2}"
+export AIRFLOW_WORKER_CONCURRENCY="${AIRFLOW_WORKER_CONCURRENCY:-2}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-$AIRFLOW_ADMIN_USER:admin}"
 export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO/dags}"
 export AIRFLOW__CORE__PLUGINS_FOLDER="${AIRFLOW__CORE__PLUGINS_FOLDER:-$REPO/plugins}"
 export AIRFLOW__CORE__LOAD_EXAMPLES="${AIRFLOW__CORE__LOAD_EXAMPLES:-False}"
-export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
+# Task instances name their worker (the Celery worker, or the scheduler's LocalExecutor).
+export AIRFLOW__CORE__HOSTNAME_CALLABLE="${AIRFLOW__CORE__HOSTNAME_CALLABLE:-kafka_ingest.worker_hostname.worker_hostname}"
+export AIRFLOW__CELERY__WORKER_CONCURRENCY="${AIRFLOW__CELERY__WORKER_CONCURRENCY:-$AIRFLOW_WORKER_CONCURRENCY}"
+# A task whose worker died is failed (and retried) after this many seconds without a heartbeat
+# (Airflow's default is 300; docs/reliability.md).
+export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="${AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT:-60}"
+# How long a task's supervisor waits for each execution API answer (Airflow's default, 5 s, is
+# too short for a busy 2-core machine: the try then dies before it starts).
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT="${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-60}"
+# Parsing a DAG file imports Airflow, pandas and GX: seconds on an idle machine, more than Airflow's
+# 30 s defaults on a loaded 2-core one (then the file "fails to import" and its tasks die).
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="${AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT:-180}"
+export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="${AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT:-240}"
+# Tests write DAG files of their own into this second bundle (rescanned every 5 s).
+export AIRFLOW_TEST_DAGS="${AIRFLOW_TEST_DAGS:-$STACK_DIR/test-dags}"
+_bundle='{"classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "name": '
+_bundles="[$_bundle\"dags-folder\", \"kwargs\": {}}, $_bundle\"test-dags\", \"kwargs\": {\"path\": \"$AIRFLOW_TEST_DAGS\", \"refresh_interval\": 5}}]"
+export AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="${AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST:-$_bundles}"
+unset _bundle _bundles
 export AIRFLOW__API__HOST="${AIRFLOW__API__HOST:-127.0.0.1}"
 export AIRFLOW__API__PORT="${AIRFLOW__API__PORT:-$AIRFLOW_API_PORT}"
+export AIRFLOW__API__BASE_URL="${AIRFLOW__API__BASE_URL:-http://127.0.0.1:$AIRFLOW_API_PORT}"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$AIRFLOW__API__PORT/execution/}"
 export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT:-$AIRFLOW_WORKER_LOG_PORT}"
 export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-$AIRFLOW_TRIGGERER_LOG_PORT}"
+# OpenLineage: every task's events go over http to a receiver on loopback OPENLINEAGE_PORT
+# (docs/observability.md). Nothing listens there unless a test does
+# (tests/observability/test_scheduler_observability.py); without retries (the client's default
+# retries with backoff took ~10 s per event) a refused event costs a millisecond on loopback and a
+# warning in the log. A deployment points this at Marquez or its own backend, with retries.
+export OPENLINEAGE_PORT="${OPENLINEAGE_PORT:-5055}"
+_ol_transport='{"type": "http", "url": "http://127.0.0.1:'"$OPENLINEAGE_PORT"'", "endpoint": "api/v1/lineage", "timeout": 5, "retry": {"total": 0}}'
+export AIRFLOW__OPENLINEAGE__TRANSPORT="${AIRFLOW__OPENLINEAGE__TRANSPORT:-$_ol_transport}"
+unset _ol_transport
+export AIRFLOW__OPENLINEAGE__NAMESPACE="${AIRFLOW__OPENLINEAGE__NAMESPACE:-kafka-ingest}"
 export AIRFLOW__METRICS__STATSD_ON="${AIRFLOW__METRICS__STATSD_ON:-True}"
 export AIRFLOW__METRICS__STATSD_HOST="${AIRFLOW__METRICS__STATSD_HOST:-$STATSD_HOST}"
 export AIRFLOW__METRICS__STATSD_PORT="${AIRFLOW__METRICS__STATSD_PORT:-$STATSD_PORT}"

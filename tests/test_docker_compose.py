@@ -85,11 +85,54 @@ def test_every_mounted_file_exists(services: dict[str, Any]) -> None:
     assert [path for path in files if not (REPO / path).is_file()] == []
 
 
-def test_airflow_uses_postgres_and_the_local_executor(services: dict[str, Any]) -> None:
+def test_airflow_uses_postgres_through_psycopg3_and_the_local_executor_by_default(
+    services: dict[str, Any],
+) -> None:
     env = services["airflow-scheduler"]["environment"]
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
     assert "@postgres/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
+
+
+CELERY_SERVICES = {"redis", "airflow-worker-1", "airflow-worker-2"}
+
+
+def test_redis_and_two_celery_workers_run_only_under_the_celery_profile(services: dict[str, Any]) -> None:
+    assert set(services) >= CELERY_SERVICES
+    assert {name: services[name].get("profiles") for name in CELERY_SERVICES} == {
+        name: ["celery"] for name in CELERY_SERVICES
+    }
+    defaults = {name for name, service in services.items() if "profiles" not in service}
+    assert {"postgres", *AIRFLOW_SERVICES} <= defaults
+
+
+def test_the_celery_workers_have_distinct_names_and_a_concurrency_of_two(services: dict[str, Any]) -> None:
+    commands = [services[f"airflow-worker-{n}"]["command"].split() for n in (1, 2)]
+    names = [command[command.index("--celery-hostname") + 1] for command in commands]
+    assert all(command[:2] == ["celery", "worker"] for command in commands)
+    assert len(set(names)) == 2
+    assert [command[command.index("--concurrency") + 1] for command in commands] == ["2", "2"]
+
+
+def test_celery_uses_redis_as_broker_and_postgres_as_result_backend(services: dict[str, Any]) -> None:
+    env = services["airflow-worker-1"]["environment"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert "@redis:6379/" in env["AIRFLOW__CELERY__BROKER_URL"]
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert set(services["airflow-worker-1"]["depends_on"]) >= {"postgres", "redis"}
+
+
+def test_every_airflow_process_shares_one_jwt_secret_and_execution_api_url(services: dict[str, Any]) -> None:
+    airflow = [name for name in services if name.startswith("airflow-")]
+    shared = {
+        (
+            services[name]["environment"]["AIRFLOW__API_AUTH__JWT_SECRET"],
+            services[name]["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"],
+        )
+        for name in airflow
+    }
+    assert len(airflow) >= 7
+    assert len(shared) == 1
 
 
 def test_airflow_has_the_same_connections_variables_and_metrics_settings_as_the_local_stack(

@@ -95,12 +95,15 @@ def build_ingest_dag(
     owner: str = "data-platform",
     tags: tuple[str, ...] = (),
     auto_register: bool | None = None,
+    extracts_root: str = EXTRACTS_ROOT,
 ) -> DAG:
     """The ingestion DAG of a dataset operator (a subclass that sets ``spec``).
 
     :param topic: the topic to publish to (default: the spec's), plus ``$KAFKA_INGEST_TOPIC_SUFFIX``.
     :param kafka_config_id: the Kafka connection of this DAG (each DAG may use its own).
     :param sensor_timeout: how long to wait for ``_SUCCESS`` before failing the run.
+    :param extracts_root: where the ``<dataset>/dt=<ds>/`` folders are (templated; default: the
+        ``extracts_root`` Variable): a DAG of its own root, e.g. a test's DAG on a shared Airflow.
     :param auto_register: register the value schema if needed (dev). Default: ``$KAFKA_INGEST_AUTO_REGISTER``
         (``true`` unless set); set it to ``false`` in production, where the registered schema is
         required and a schema change goes through the release process.
@@ -137,12 +140,12 @@ def build_ingest_dag(
     ) as dag:
         wait = ExtractDaySensor(
             task_id="wait_for_extract",
-            extracts_root=EXTRACTS_ROOT,
+            extracts_root=extracts_root,
             dataset=spec.dataset,
             timeout=sensor_timeout.total_seconds(),
             poke_interval=poke_interval.total_seconds(),
         )
-        files = list_day_files(EXTRACTS_ROOT, spec.dataset)
+        files = list_day_files(extracts_root, spec.dataset)
         publish = operator_class.partial(
             task_id="publish",
             topic=topic,

@@ -3,8 +3,9 @@ and id, so every record of a published day still decodes to what it was written 
 
 The restart is the real one, ``scripts/stack down`` then ``scripts/stack up``, on a private stack
 (its own ``STACK_DIR`` and free ports): the session's shared stack keeps serving the other tests.
-The private stack borrows the shared one's fetched artifacts and skips Airflow's migration (no
-Airflow runs here), so only Kafka, the registry and StatsD start.
+The private stack borrows the shared one's fetched artifacts and runs with ``STACK_AIRFLOW=0``
+(no PostgreSQL, Redis or Airflow: nothing here uses them), so only Kafka, the registry and StatsD
+start.
 """
 
 from __future__ import annotations
@@ -63,23 +64,19 @@ class PrivateStack:
         self.env = {name: value for name, value in os.environ.items() if name not in drop}
         self.env["STACK_DIR"] = str(stack_dir)
         self.env["STACK_TIMEOUT"] = "600"  # a busy CI machine, and two JVMs started twice
+        self.env["STACK_AIRFLOW"] = "0"  # the data services only; `down` finds nothing else to stop
         self.env.update({name: str(_free_port()) for name in sorted(exported) if name.endswith("_PORT")})
         self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
         self.registry_url = f"http://127.0.0.1:{self.env['SCHEMA_REGISTRY_PORT']}/apis/ccompat/v7"
 
     def borrow_artifacts(self, shared: Path) -> None:
-        """The shared stack's fetched Kafka classpath, Apicurio and StatsD; a stamp that says
-        Airflow's DB is migrated (nothing here uses it)."""
+        """The shared stack's fetched Kafka classpath, Apicurio and StatsD."""
         kafka = self.dir / "kafka"
         kafka.mkdir(parents=True)
         classpath = f"classpath-{self.env['KAFKA_VERSION']}"
         shutil.copy2(shared / "kafka" / classpath, kafka / classpath)
         for name in (f"apicurio-{self.env['APICURIO_VERSION']}", "statsd"):
             (self.dir / name).symlink_to(shared / name)
-        airflow = self.dir / "airflow"
-        airflow.mkdir()
-        (airflow / "airflow.db").touch()
-        (airflow / ".migrated").touch()
 
     def run(self, command: str) -> float:
         """``scripts/stack <command>``; the seconds it took."""

@@ -102,9 +102,8 @@ class Receiver:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-@pytest.fixture(scope="module")
-def lineage_receiver() -> Iterator[Receiver]:
-    receiver = Receiver(url="")
+def receiver_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    """A request handler that keeps every JSON body POSTed to it in ``receiver.events``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -116,7 +115,13 @@ def lineage_receiver() -> Iterator[Receiver]:
         def log_message(self, *_: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return Handler
+
+
+@pytest.fixture(scope="module")
+def lineage_receiver() -> Iterator[Receiver]:
+    receiver = Receiver(url="")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), receiver_handler(receiver))
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,42 +1,40 @@
-"""Under a real scheduler (``airflow standalone`` of the test's own, LocalExecutor): the production
-``ingest_orders`` DAG, triggered through the REST API, sends its OpenLineage events over the
-``http`` transport to a receiver on loopback and its metrics to a real statsd_exporter, and the
-``report`` task's "Run report" link is served by the api-server.
+"""Under the stack's running scheduler (``make up``: PostgreSQL, LocalExecutor or Celery): an
+ingestion DAG of the test's own (the production ``build_ingest_dag``, written into the stack's
+``test-dags`` bundle by :func:`stack_airflow.stack_dag`), triggered through the REST API, sends its
+OpenLineage events over the ``http`` transport to a receiver on loopback and its metrics to the
+stack's StatsD, and the ``report`` task's "Run report" link is served by the api-server.
 
-Everything the test needs from the Airflow it runs against is its REST API, the environment it
-starts Airflow with and the DAG id: when the stack runs its own scheduler (PostgreSQL), point
-``airflow`` at it instead of ``start_isolated_airflow``.
+The settings reach the task processes the way they reach any deployment's: from the stack's
+Airflow configuration (``scripts/stack-env.sh``), not from the test. The stack's Airflow always
+sends lineage over http to ``127.0.0.1:$OPENLINEAGE_PORT``; this test's receiver listens on that
+port while it runs. Metrics go to the stack's StatsD (``AIRFLOW__METRICS__STATSD_*``), read back
+through its admin port; the topic is the test's own, so the counters are too.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import re
+import socket
+import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import Exporter, Receiver
+from conftest import Receiver, receiver_handler
 from lineage_schema import validate_event
+from stack_airflow import AirflowServer, StackDag, stack_dag
 
 from kafka_ingest.testing.samples import DayManifest, write_day
 
-AirflowServer = Any  # tests/conftest.py's (url, token(), api())
-
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-DAG_ID = "ingest_orders"
 DAY = "2026-01-06"
 RUN_TIMEOUT_S = 900  # generous: a loaded 2-core machine ran this 2-file day for over 5 minutes
-
-
-@pytest.fixture(scope="module")
-def suffix() -> str:
-    return f".it-obs-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
@@ -45,83 +43,61 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> DayManifest:
 
 
 @pytest.fixture(scope="module")
-def airflow(
-    start_isolated_airflow: Callable[..., AbstractContextManager[AirflowServer]],
-    tmp_path_factory: pytest.TempPathFactory,
-    manifest: DayManifest,
-    suffix: str,
-    lineage_receiver: Receiver,
-    statsd_exporter: Exporter,
-) -> Iterator[AirflowServer]:
-    home = tmp_path_factory.mktemp("airflow-home")
-    env = {
-        "AIRFLOW_VAR_EXTRACTS_ROOT": str(Path(manifest.files[0]).parents[2]),
-        "KAFKA_INGEST_TOPIC_SUFFIX": suffix,
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-            {"type": "http", "url": lineage_receiver.url, "endpoint": "api/v1/lineage", "timeout": 5}
-        ),
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "kafka-ingest-scheduler-test",
-        "AIRFLOW__METRICS__STATSD_ON": "True",
-        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-        "AIRFLOW__METRICS__STATSD_PORT": str(statsd_exporter.statsd_port),
-    }
-    with start_isolated_airflow(home, **env) as server:
-        yield server
-
-
-def _api_retrying(server: AirflowServer, method: str, path: str, body: Any = None) -> Any:
-    """One REST call, again while SQLite is locked (500/503; see test_dags_backfill.py) or the
-    api-server is too busy to answer within the client's timeout (a loaded CI machine)."""
-    for attempt in range(15):
-        try:
-            token = _TOKENS.get(server.url) or _TOKENS.setdefault(server.url, server.token())
-            return server.api(method, path, body, token=token)
-        except AssertionError as exc:
-            if not any(code in str(exc) for code in ("-> 404", "-> 500", "-> 503")) or attempt == 14:
-                raise
-        except OSError:  # timeouts and refused connections while the api-server is swamped
-            if attempt == 14:
-                raise
-        time.sleep(2)
-    raise AssertionError("unreachable")
-
-
-_TOKENS: dict[str, str] = {}
+def stack_receiver() -> Iterator[Receiver]:
+    """The lineage receiver on the port the stack's Airflow sends to (``OPENLINEAGE_PORT``)."""
+    port = int(os.environ["OPENLINEAGE_PORT"])
+    receiver = Receiver(url=f"http://127.0.0.1:{port}")
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), receiver_handler(receiver))
+    except OSError as exc:
+        pytest.fail(f"OPENLINEAGE_PORT {port} is taken ({exc}): another receiver runs", pytrace=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
-def finished_run(airflow: AirflowServer) -> dict[str, Any]:
+def dag(airflow_server: AirflowServer, manifest: DayManifest) -> Iterator[StackDag]:
+    root = Path(manifest.files[0]).parents[2]
+    with stack_dag(airflow_server, "test_scheduler_observability", root) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def finished_run(dag: StackDag, stack_receiver: Receiver) -> dict[str, Any]:
     """The day, triggered through the REST API (while paused, then unpaused) and waited for."""
-    _api_retrying(airflow, "GET", f"/api/v2/dags/{DAG_ID}")  # 404 until the dag-processor parsed it
-    run = _api_retrying(
-        airflow,
+    server = dag.server
+    run = server.api(
         "POST",
-        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        f"/api/v2/dags/{dag.dag_id}/dagRuns",
         {"logical_date": f"{DAY}T00:00:00Z", "conf": {"max_dlq_ratio": 0.5}},
     )
-    _api_retrying(airflow, "PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+    dag.set_paused(False)
+    path = f"/api/v2/dags/{dag.dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}"
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while (state := _api_retrying(airflow, "GET", path)["state"]) not in ("success", "failed"):
+    while (state := server.api("GET", path)["state"]) not in ("success", "failed"):
         assert time.monotonic() < deadline, f"run {run['dag_run_id']} still {state} after {RUN_TIMEOUT_S}s"
-        time.sleep(2)
-    assert state == "success"
-    _api_retrying(airflow, "PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": True})
+        time.sleep(3)
+    assert state == "success", dag.task_instances(run["dag_run_id"])
+    dag.set_paused(True)
     return dict(run)
 
 
 def test_publish_events_reach_the_http_receiver_valid_and_complete(
-    finished_run: dict[str, Any], lineage_receiver: Receiver, manifest: DayManifest, suffix: str
+    finished_run: dict[str, Any], stack_receiver: Receiver, manifest: DayManifest, dag: StackDag
 ) -> None:
     deadline = time.monotonic() + 30  # the listener may send the last event after the state flips
-    topic = f"shopping.order.created{suffix}"
+    topic = dag.topic
+    lineage_receiver = stack_receiver
 
     def complete() -> list[dict[str, Any]]:
         return [
             e
             for e in lineage_receiver.events
             if e["eventType"] == "COMPLETE"
-            and e["job"]["name"] == f"{DAG_ID}.publish"
+            and e["job"]["name"] == f"{dag.dag_id}.publish"
             and e.get("outputs")
             and e["outputs"][0]["name"] == topic
         ]
@@ -139,24 +115,39 @@ def test_publish_events_reach_the_http_receiver_valid_and_complete(
     assert all(e["run"]["facets"]["kafkaIngest"]["dryRun"] is False for e in events)
 
 
-def test_report_link_is_served_by_the_api_server(
-    finished_run: dict[str, Any], airflow: AirflowServer
-) -> None:
+def test_report_link_is_served_by_the_api_server(finished_run: dict[str, Any], dag: StackDag) -> None:
     run_id = quote(finished_run["dag_run_id"], safe="")
 
-    links = _api_retrying(
-        airflow, "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/report/links"
-    )
+    links = dag.server.api("GET", f"/api/v2/dags/{dag.dag_id}/dagRuns/{run_id}/taskInstances/report/links")
 
     link = links.get("extra_links", links)["Run report"]  # Airflow 3: {"extra_links": {name: url}, ...}
     assert link.endswith("/report.html")
     assert "DLQ by rule" in Path(link.removeprefix("file://")).read_text()
 
 
-def test_metrics_of_the_scheduled_run_reach_the_exporter(
-    finished_run: dict[str, Any], statsd_exporter: Exporter, manifest: DayManifest, suffix: str
+def test_metrics_of_the_scheduled_run_reach_the_stack_statsd(
+    finished_run: dict[str, Any], manifest: DayManifest, dag: StackDag
 ) -> None:
-    label = frozenset({("topic", f"shopping_order_created{suffix}".replace(".", "_"))})
+    prefix = f"{os.environ['AIRFLOW__METRICS__STATSD_PREFIX']}.kafka_ingest.{dag.topic.replace('.', '_')}."
 
-    assert statsd_exporter.series("kafka_ingest_rows_published_total")[label] == len(manifest.published)
-    assert statsd_exporter.series("kafka_ingest_rows_dlq_total")[label] == len(manifest.rejected)
+    counters = _statsd_counters(prefix)
+
+    assert counters.get("rows_published") == len(manifest.published), counters
+    assert counters.get("rows_dlq") == len(manifest.rejected), counters
+
+
+def _statsd_counters(prefix: str) -> dict[str, int]:
+    """The stack StatsD's counters under ``prefix`` (its admin port's ``counters`` command)."""
+    with socket.create_connection(("127.0.0.1", int(os.environ["STATSD_ADMIN_PORT"])), timeout=10) as conn:
+        conn.sendall(b"counters\n")
+        reply = b""
+        while not reply.endswith(b"END\n\n"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return {
+        name[len(prefix) :]: int(value)
+        for name, value in re.findall(r"'([^']+)': (\d+)", reply.decode())
+        if name.startswith(prefix)
+    }
