@@ -172,6 +172,32 @@ def test_read_back_finds_a_days_rows_before_a_time_reading_little_more_than_them
     assert located.scanned == 100
 
 
+def test_read_back_from_the_runs_start_skips_history_written_just_before_the_run(
+    kafka_bootstrap: str, unique_topic: Callable[[str], str]
+) -> None:
+    """As on a stack filled moments before the run (issue #23 in CI): 20,000 records of another day
+    3 s before the day's 100, inside the 10 s first window. Knowing when the run began, the search
+    reads only the run; guessing, it reads the history too."""
+    topic = unique_topic("read-back-recent")
+    began = int(time.time() * 1000) - HOUR_MS
+    day_file = "/x/orders/dt=2026-02-02/part-0001.csv"
+    with producer(kafka_bootstrap) as made:
+        write(made, topic, 20_000, at_ms=began - 3_000, prefix="history", step_ms=0)
+        for row in range(1, 101):
+            headers = [("source.file", day_file.encode()), ("source.row", str(row).encode())]
+            made.produce(topic, value=f"day-{row}".encode(), timestamp=began + 10 * row, headers=headers)
+    done = began + 2_000
+
+    known = read_back(kafka_bootstrap, topic, files=[day_file], before_ms=done, after_ms=began, expected=100)
+    guessed = read_back(kafka_bootstrap, topic, files=[day_file], before_ms=done, expected=100)
+
+    assert known.complete
+    assert values(known.records) == sorted(f"day-{row}" for row in range(1, 101))
+    assert known.scanned == 100
+    assert guessed.complete
+    assert guessed.scanned == 20_100, "the 10 s guess reaches back into the history"
+
+
 def test_read_back_gives_up_after_its_budget_and_says_how_far_it_got(
     kafka_bootstrap: str, unique_topic: Callable[[str], str]
 ) -> None:

@@ -88,6 +88,11 @@ class Checkpoint:
     schema_id: int = 0
     schema_fingerprint: str = ""
     updated_at: float = field(default_factory=time.time)
+    #: when the publication these counts belong to began (``time.time()`` before its first
+    #: record; kept when a later try resumes it): its records were all written after. A reader
+    #: looking for them needs not read the topic before (``kafka_ingest.testing.locate``). 0 in
+    #: checkpoints written before it was recorded.
+    started_at: float = 0.0
 
     @classmethod
     def start(
@@ -95,6 +100,7 @@ class Checkpoint:
     ) -> Checkpoint:
         """The checkpoint a run starts a file from: nothing done, or the counts of ``base`` so far."""
         done = (base.rows_done, base.published, base.dlq, base.batches) if base else (0, 0, 0, 0)
+        resumed = base is not None and base.started_at > 0 and any(done)
         return cls(
             key=key,
             fingerprint=fingerprint,
@@ -106,6 +112,7 @@ class Checkpoint:
             try_number=run.try_number,
             clear_number=run.clear_number,
             reprocess=reprocess,
+            started_at=base.started_at if resumed and base else time.time(),
         )
 
     def after(self, rows_done: int, published: int, dlq: int) -> Checkpoint:

@@ -8,7 +8,8 @@ day's records, decoded with the Schema Registry, and DLQ envelopes, read as a co
 ``show`` reads what the run wrote, not what the topics hold (a used topic holds millions of
 records): it seeks every partition to the run's start and reads to the high watermark. Files a
 rerun skipped were published by an earlier run; their records are found from the files' last
-checkpoints (:mod:`kafka_ingest.testing.locate`), and where that would mean reading too much,
+checkpoints (:mod:`kafka_ingest.testing.locate`), read from when their publication began (the
+checkpoints' ``started_at``) to the last checkpoint, and where that would mean reading too much,
 the output says so.
 
 A step that fails prints what failed, on which topic, file or service, and what to do, and the
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
-from kafka_ingest.testing.locate import CLOCK_MARGIN_S, last_checkpoints, newest, read_back
+from kafka_ingest.testing.locate import CLOCK_MARGIN_S, began, last_checkpoints, newest, read_back
 from kafka_ingest.testing.samples import write_day
 from kafka_ingest.testing.topics import TopicRecord, read_topic
 
@@ -212,6 +213,7 @@ def _published_before(run: Run, topic: str, files: list[str]) -> tuple[list[Topi
         return [], []
     before = newest(checkpoints)
     counts = [c.checkpoint for c in checkpoints.values()]
+    after = began(checkpoints)
     found = []
     for name, expected in (
         (topic, sum(c.published for c in counts)),
@@ -219,7 +221,9 @@ def _published_before(run: Run, topic: str, files: list[str]) -> tuple[list[Topi
     ):
         started = time.monotonic()
         with step(f"searching {name} back from {_when(before)} for the day's records", CHECK_STACK):
-            located = read_back(bootstrap, name, files=keys.values(), before_ms=before, expected=expected)
+            located = read_back(
+                bootstrap, name, files=keys.values(), before_ms=before, after_ms=after, expected=expected
+            )
         print(
             f"   {name}: {len(located.records)} of the {expected} rows the checkpoints count, published by "
             f"{sorted({c.run_id for c in counts})} before {_when(before)}; found by reading "

@@ -4,10 +4,16 @@ A rerun publishes nothing: the day's records were written by an earlier run, at 
 does not know. The day's checkpoints do: each file's last checkpoint record was produced in the
 same transaction as the file's last batch, after its records, and says how many records and DLQ
 envelopes the file's latest publication holds. So the records lie before that checkpoint record's
-timestamp, and the search reads backwards from it in windows of doubling length (10 s, 20 s,
-40 s, ...) until it has found every row the checkpoints count. It reads about what that run wrote,
-plus what the topic received around it, at most twice the run's length. It gives up once it has
-read ``budget`` records and says how far it got, rather than scanning to the log's start.
+timestamp, and the search reads backwards from it in windows of doubling length until it has
+found every row the checkpoints count. It gives up once it has read ``budget`` records and says
+how far it got, rather than scanning to the log's start.
+
+The first window starts where the publication is known to have started, when the caller knows
+(``after_ms``: the checkpoints' ``started_at``, see :func:`began`): the search then reads what
+that publication wrote and what the topic received meanwhile, however close to it the topic's
+history was written. Without it the first window is a guess, the 10 s before the
+last checkpoint (then 20 s, 40 s, ...): on a topic that received millions of records just before
+the run (a stack filled moments earlier), that guess reads them all.
 """
 
 from __future__ import annotations
@@ -75,11 +81,15 @@ def read_back(
     files: Iterable[str],
     before_ms: int,
     expected: int,
+    after_ms: int | None = None,
     budget: int = DEFAULT_BUDGET,
     timeout_s: float = 30.0,
 ) -> Located:
     """The records of ``files`` (their ``source.file`` header) written before ``before_ms``,
-    searched backwards from then until ``expected`` distinct rows are found (see the module doc)."""
+    searched backwards from then until ``expected`` distinct rows are found (see the module doc).
+
+    ``after_ms``: when the publication began, if known; the first window reaches back to it
+    (less :data:`CLOCK_MARGIN_S`) instead of :data:`FIRST_WINDOW_S`."""
     paths = set(files)
     located = Located(expected=expected)
     if expected <= 0:
@@ -89,6 +99,8 @@ def read_back(
         ends = reader.watermarks()
         upper = reader.offsets_at((before_ms / 1000) + CLOCK_MARGIN_S, ends)
         window = FIRST_WINDOW_S
+        if after_ms is not None and after_ms <= before_ms:
+            window = (before_ms - after_ms) / 1000 + CLOCK_MARGIN_S
         while True:
             since_s = before_ms / 1000 - window
             lower = {p: min(offset, upper[p]) for p, offset in reader.offsets_at(since_s, ends).items()}
@@ -115,3 +127,12 @@ def _keep_latest(latest: dict[tuple[str, int], TopicRecord], record: TopicRecord
 def newest(checkpoints: Mapping[str, FileCheckpoint]) -> int:
     """The latest checkpoint record's timestamp (ms): the day's records were all written before."""
     return max((c.timestamp for c in checkpoints.values()), default=0)
+
+
+def began(checkpoints: Mapping[str, FileCheckpoint]) -> int | None:
+    """When the earliest of the files' publications began (ms), or None if a checkpoint does not
+    say (written before ``started_at`` was recorded): the day's records were all written after."""
+    starts = [c.checkpoint.started_at for c in checkpoints.values()]
+    if not starts or min(starts) <= 0:
+        return None
+    return int(min(starts) * 1000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -46,6 +47,26 @@ def ckpt(rows_done: int, key: str = KEY, **changes: Any) -> Checkpoint:
 
 
 # -- the record --------------------------------------------------------------------------------
+
+
+def test_a_publication_records_when_it_began_and_a_resumed_one_keeps_it() -> None:
+    """``started_at`` bounds where the publication's records lie (the demo reads from there)."""
+    from kafka_ingest.batches import RunInfo
+
+    before = time.time()
+    fresh = Checkpoint.start(KEY, "sha256:ab", RunInfo(run_id="r1", try_number=1), reprocess=False)
+    assert before <= fresh.started_at <= time.time()
+    done = fresh.after(rows_done=100, published=98, dlq=2)
+    assert done.started_at == fresh.started_at
+
+    resumed = Checkpoint.start(
+        KEY, "sha256:ab", RunInfo(run_id="r1", try_number=2), reprocess=False, base=done
+    )
+    assert resumed.started_at == fresh.started_at
+    anew = Checkpoint.start(KEY, "sha256:ab", RunInfo(run_id="r2", try_number=1), reprocess=True)
+    assert anew.started_at >= fresh.started_at
+    old = Checkpoint.from_json(json.dumps({"key": KEY, "fingerprint": "sha256:ab", "rows_done": 5}).encode())
+    assert old.started_at == 0.0  # written before it was recorded: unknown
 
 
 def test_a_checkpoint_survives_a_json_round_trip() -> None:
