@@ -396,7 +396,14 @@ def stack_pids(run_dir: Path) -> dict[int, str]:
 
 
 def bound_sockets(pids: Mapping[int, str]) -> list[Socket]:
-    """TCP sockets listening and UDP sockets bound by ``pids``, from /proc (no tools needed)."""
+    """TCP sockets listening and UDP sockets bound to a chosen port by ``pids``, from /proc.
+
+    A UDP socket on an ephemeral port is a sender's (the StatsD client in every Airflow process):
+    the kernel binds it to the wildcard address when it first sends, and no service is behind it.
+    """
+    ephemeral_low, ephemeral_high = map(
+        int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    )
     owner: dict[str, int] = {}
     for pid in pids:
         for fd in Path(f"/proc/{pid}/fd").glob("*"):
@@ -417,8 +424,10 @@ def bound_sockets(pids: Mapping[int, str]) -> list[Socket]:
             raw = bytes.fromhex(address)
             ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             text = str(ipaddress.ip_address(ordered))
-            pid = owner[inode]
-            found.append(Socket(protocol, text, int(port, 16), pid, pids[pid]))
+            pid, number = owner[inode], int(port, 16)
+            if protocol.startswith("udp") and ephemeral_low <= number <= ephemeral_high:
+                continue
+            found.append(Socket(protocol, text, number, pid, pids[pid]))
     return found
 
 

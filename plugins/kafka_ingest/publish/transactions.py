@@ -101,7 +101,7 @@ class TransactionalPublisher:
                     commit_seconds=time.monotonic() - started,
                 )
             except BudgetExceeded:
-                self._abort()
+                self._abort_after_budget()
                 raise
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
@@ -232,6 +232,19 @@ class TransactionalPublisher:
             self._producer.abort_transaction(self._timeout_s)
         except KafkaException as exc:
             raise self._error("abort a transaction", exc) from exc
+
+    def _abort_after_budget(self) -> None:
+        """Abort the batch that overspent the budget; a failed abort does not hide the budget.
+
+        The budget decides how the task ends: a retry would overspend it again. An abort the broker
+        refuses (INVALID_TXN_STATE was seen under load, before the batch reached the coordinator)
+        leaves a producer that can no longer commit, and the next attempt's ``init_transactions()``
+        fences it and aborts whatever it left open, so nothing of the batch becomes visible.
+        """
+        try:
+            self._abort()
+        except PublishError as failed:
+            log.warning("After the error budget was exceeded: %s", failed)
 
     def _fatal_error(self) -> KafkaError | None:
         """The error that made the producer unusable: ``produce()`` only says ``_FATAL``, while a

@@ -556,6 +556,19 @@ def test_budget_exceeded_before_commit_aborts_the_transaction_and_propagates(
     assert producer.committed == []
 
 
+def test_budget_exceeded_stays_the_error_when_the_broker_refuses_the_abort(
+    producer: FakeProducer, publisher: TransactionalPublisher
+) -> None:
+    def over_budget(_batch: BatchToPublish) -> None:
+        raise BudgetExceeded("Error budget exceeded for shop.order")
+
+    producer.script("abort_transaction", kafka_exception(KafkaError.INVALID_TXN_STATE, fatal=True))
+    with pytest.raises(BudgetExceeded, match=re.escape("shop.order")):
+        publisher.publish(batch(), before_commit=over_budget)
+    assert "commit_transaction" not in producer.calls
+    assert producer.committed == []
+
+
 # -- producer configuration --------------------------------------------------------------------
 
 
