@@ -77,6 +77,23 @@ def browser_page(artifacts: Path) -> Iterator[object]:
             browser.close()
 
 
+def choose(dialog: object, name: str) -> None:
+    """Tick a radio of the dialog. Its input sits under a styled control, and while the dialog
+    still slides in Playwright can find it "outside of the viewport" (seen once on the Celery
+    stack): such a try is repeated for up to 15 s."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            dialog.get_by_role("radio", name=name).check(force=True, timeout=5_000)  # type: ignore[attr-defined]
+            return
+        except Error:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 class Ui:
     """The clicks, each followed by a numbered screenshot."""
 
@@ -122,10 +139,10 @@ class Ui:
         before = self._last_backfill_id()
         page.get_by_role("button", name="Trigger Dag").click()  # type: ignore[attr-defined]
         dialog = page.get_by_role("dialog")  # type: ignore[attr-defined]
-        dialog.get_by_role("radio", name="Backfill").check(force=True)
+        choose(dialog, "Backfill")
         set_date(page, dialog, "From", days[0])
         set_date(page, dialog, "To", days[-1])
-        dialog.get_by_role("radio", name=behavior).check(force=True)
+        choose(dialog, behavior)
         dialog.get_by_role("spinbutton").first.fill("3")
         dialog.get_by_text(f"{len(days)} runs will be triggered").wait_for()
         self.shot(f"{label}-form")
