@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
@@ -30,43 +26,6 @@ from kafka_ingest.specs import SCHEMAS_DIR
 
 ORDERS = SCHEMAS_DIR / "shopping.order.created-value.avsc"
 PAYMENTS = SCHEMAS_DIR / "shopping.payment.processed-value.avsc"
-CARD = "4111111111111111"
-
-
-def order(**changes: Any) -> dict[str, Any]:
-    record = {
-        "order_number": "ORD-20240101-0001",
-        "user_id": "user-42",
-        "status": "CREATED",
-        "items": [
-            {"product_id": "P-1", "quantity": 2, "unit_price": Decimal("1250.50")},
-            {"product_id": "P-2", "quantity": 1, "unit_price": Decimal("0.00")},
-        ],
-        "total_price": Decimal("2501.00"),
-        "currency": "KRW",
-        "created_at": datetime(2024, 1, 1, 9, 30, 15, 123000, tzinfo=UTC),
-        "coupon_code": "WELCOME-10 🎉",
-    }
-    return record | changes
-
-
-def payment(**changes: Any) -> dict[str, Any]:
-    record = {
-        "payment_number": "PAY-0001",
-        "order_number": "ORD-20240101-0001",
-        "amount": Decimal("99.99"),
-        "currency": "USD",
-        "method": "CARD",
-        "status": "APPROVED",
-        "card_last4": "1111",
-        "paid_at": datetime(2024, 1, 1, 9, 31, tzinfo=UTC),
-    }
-    return record | changes
-
-
-def decode(schema: LoadedSchema, value: bytes) -> Any:
-    return fastavro.schemaless_reader(io.BytesIO(value[5:]), schema.parsed)
-
 
 # --------------------------------------------------------------------------- load_schema
 
