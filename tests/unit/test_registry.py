@@ -25,7 +25,6 @@ from kafka_ingest.registry import (
 from kafka_ingest.specs import SCHEMAS_DIR
 
 ORDERS = SCHEMAS_DIR / "shopping.order.created-value.avsc"
-PAYMENTS = SCHEMAS_DIR / "shopping.payment.processed-value.avsc"
 
 # --------------------------------------------------------------------------- load_schema
 
