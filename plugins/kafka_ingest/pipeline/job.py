@@ -30,16 +30,16 @@ from kafka_ingest.batches import RunInfo, SourceInfo
 from kafka_ingest.encode.table import TableEncoder
 from kafka_ingest.pipeline.budget import ErrorBudget
 from kafka_ingest.pipeline.duplicates import DuplicateScope
+from kafka_ingest.pipeline.publishers import FilePublishers
 from kafka_ingest.pipeline.resume import Resume, Skip, decide_resume
 from kafka_ingest.pipeline.schema_guard import SchemaGuard
 from kafka_ingest.pipeline.settings import JobSettings, ProducerFactory
 from kafka_ingest.pipeline.stages import BatchStages, Judged
 from kafka_ingest.pipeline.summary import FileSummary, Progress, count_batch, count_stages
-from kafka_ingest.publish.checkpoints import Checkpoint, CheckpointStore, checkpoint_key, transactional_id_for
+from kafka_ingest.publish.checkpoints import Checkpoint, CheckpointStore, checkpoint_key
 from kafka_ingest.publish.messages import MessageBuilder
-from kafka_ingest.publish.null import NO_CHECKPOINTS, CheckpointReader, NullPublisher, Publisher
+from kafka_ingest.publish.null import NO_CHECKPOINTS, CheckpointReader, Publisher
 from kafka_ingest.publish.records import BatchToPublish
-from kafka_ingest.publish.transactions import TransactionalPublisher
 from kafka_ingest.read import check_unchanged, file_name, file_state, fingerprint, pinned
 from kafka_ingest.runtime.allocation import tuned_for_ingestion
 from kafka_ingest.runtime.metrics import TopicMetrics
@@ -72,11 +72,11 @@ class IngestionJob:
     ) -> None:
         self.spec, self.settings, self._metrics, self._run = spec, settings, metrics, run
         self._schema_guard = schema_guard
-        self._producer_factory = producer_factory
+        self._publishers = FilePublishers(producer_factory, settings)
         self._checkpoints: CheckpointReader = NO_CHECKPOINTS
         if not settings.validate_only:
-            if producer_factory is None or checkpoints is None:
-                raise ValueError("A job that publishes needs a producer factory and a checkpoint store.")
+            if checkpoints is None:
+                raise ValueError("A job that publishes needs a checkpoint store.")
             self._checkpoints = checkpoints
         self.stages = BatchStages(
             spec,
@@ -91,43 +91,18 @@ class IngestionJob:
         """Publish ``files`` in name order; ``day_files`` (default: ``files``) scope the duplicate rule."""
         ordered = sorted(files, key=file_name)
         with tuned_for_ingestion():
-            self._fence_earlier_attempts(ordered[1:])
+            self._publishers.fence([self._key(path) for path in ordered[1:]])
             self.stages.duplicates.cover(sorted(day_files or files, key=file_name), ordered)
             return [self._ingest_file(path).reconciled() for path in ordered]
 
-    def _fence_earlier_attempts(self, files: Sequence[str]) -> None:
-        """Fence the earlier attempts of these files before any checkpoint is read.
-
-        A crashed or frozen attempt may have left a transaction open on the checkpoint partition,
-        and a read_committed read of any checkpoint there waits until the broker aborts it
-        (``transaction.timeout.ms``). Each file's ``init_transactions()`` aborts its own leftover
-        at once; the first file's happens anyway before its checkpoint is read, the others' would
-        come only after the earlier files' reads.
-        """
-        for path in files:
-            publisher = self._publisher(self._key(path))
-            publisher.init()
-            publisher.close()
-
     def _key(self, path: str) -> str:
         return checkpoint_key(self.spec.topic, self.spec.dataset, self.settings.extract_date, file_name(path))
-
-    def _publisher(self, key: str) -> Publisher:
-        if self._producer_factory is None or self.settings.validate_only:
-            return NullPublisher()
-        transactional_id = transactional_id_for(key)
-        return TransactionalPublisher(
-            self._producer_factory(transactional_id),
-            transactional_id=transactional_id,
-            max_attempts=self.settings.max_attempts,
-            timeout_s=self.settings.timeout_s,
-        )
 
     def _ingest_file(self, path: str) -> FileSummary:
         key = self._key(path)
         # The producer is made first: it connects to the cluster while the file is checked and
         # hashed (see publish/config.py on sparse connections and init_transactions()).
-        publisher = self._publisher(key)
+        publisher = self._publishers.for_key(key)
         try:
             return self._publish_file(path, key, publisher)
         finally:
