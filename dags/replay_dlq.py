@@ -3,7 +3,7 @@
 How to use it on call: the DAG's doc and docs/dlq-replay.md.
 """
 
-from kafka_ingest.replay.dag import build_replay_dag
+from kafka_ingest.replay_dag import build_replay_dag
 
 dag = build_replay_dag(
     kafka_config_id="kafka_default",

@@ -10,8 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kafka_ingest import scaffold
-from kafka_ingest.replay import cli as replay_cli
+from kafka_ingest import replay_cli, scaffold
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -152,7 +152,7 @@ def build_ingest_dag(
             day_files=files,
             kafka_config_id=kafka_config_id,
             schema_registry_conn_id=schema_registry_conn_id,
-            auto_register=_auto_register() if auto_register is None else auto_register,
+            auto_register=auto_register_default() if auto_register is None else auto_register,
             reprocess="{{ params.reprocess }}",
             validate_only="{{ params.dry_run }}",
             batch_size="{{ params.batch_size }}",
@@ -225,5 +225,6 @@ def _params() -> dict[str, Param]:
     }
 
 
-def _auto_register() -> bool:
+def auto_register_default() -> bool:
+    """Whether the DAGs register a new schema version themselves (KAFKA_INGEST_AUTO_REGISTER, default on)."""
     return os.environ.get(AUTO_REGISTER_ENV, "true").strip().lower() not in ("false", "0", "no")

@@ -62,7 +62,7 @@ def register(dag: Any) -> None:
 
 
 def replay_dag(dag_id: str) -> Any:
-    from kafka_ingest.replay.dag import build_replay_dag
+    from kafka_ingest.replay_dag import build_replay_dag
 
     dag = build_replay_dag(dag_id=dag_id)
     register(dag)

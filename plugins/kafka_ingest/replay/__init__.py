@@ -10,8 +10,9 @@ The modules, in the order a replay uses them (docs/dlq-replay.md is the on-call 
 * :mod:`.published`: the day's keys already on the topic;
 * :mod:`.kafka_io`: bounded read_committed reads;
 * :mod:`.checkpoint`, :mod:`.audit`, :mod:`.report`: what a replay remembers, leaves and says;
-* :mod:`.job`: the transaction loop; :mod:`.cli`: ``python -m kafka_ingest replay``.
+* :mod:`.job`: the transaction loop; :mod:`.wiring`: a job from connections' settings.
 
-Nothing here imports Airflow; the operator (``operators/replay_dlq.py``) and the DAG
-(``replay/dag.py``) are the Airflow edge.
+Nothing here imports Airflow or a topic: the operator (``operators/replay_dlq.py``), the DAG
+(``replay_dag.py``) and ``python -m kafka_ingest replay`` (``replay_cli.py``) are the Airflow
+edge and the tools above it, as the import contract in pyproject.toml requires.
 """

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param
 
-from kafka_ingest.dag_factory import TOPIC_SUFFIX_ENV, _auto_register
+from kafka_ingest.dag_factory import TOPIC_SUFFIX_ENV, auto_register_default
 from kafka_ingest.operators.replay_dlq import SPECS, ReplayDlqOperator
 
 STAGES = ["read", "validate", "serialize", "produce"]
@@ -81,7 +81,7 @@ def build_replay_dag(
             batch_size="{{ params.batch_size }}",
             kafka_config_id=kafka_config_id,
             schema_registry_conn_id=schema_registry_conn_id,
-            auto_register=_auto_register() if auto_register is None else auto_register,
+            auto_register=auto_register_default() if auto_register is None else auto_register,
         )
     return dag
 
