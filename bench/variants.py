@@ -127,10 +127,11 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pipeline_dag(task: dict[str, Any]) -> dict[str, Any]:
+def pipeline_dag(task: dict[str, Any], *, lineage: bool = False) -> dict[str, Any]:
     """The orders DAG through ``dag.test()``: sensor, file listing, mapped publish, report (lineage
-    off unless ``pipeline_dag_lineage`` set a transport)."""
-    os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "true")
+    off unless ``pipeline_dag_lineage`` asks for it)."""
+    if not lineage:
+        os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "true"
     import great_expectations  # noqa: F401
     from airflow.api.common.delete_dag import delete_dag
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
@@ -169,7 +170,7 @@ def pipeline_dag_lineage(task: dict[str, Any]) -> dict[str, Any]:
         {"type": "file", "log_file_path": str(events), "append": True}
     )
     os.environ.pop("AIRFLOW__OPENLINEAGE__DISABLED", None)
-    result = pipeline_dag(task)
+    result = pipeline_dag(task, lineage=True)
     result["lineage_events"] = len(events.read_text().splitlines()) if events.exists() else 0
     return result
 
