@@ -232,6 +232,8 @@ def check(variant: str, run: dict[str, Any], manifest: datagen.Manifest) -> str:
     try:
         if run.get("state", "success") != "success":
             return f"DAG run ended {run['state']}"
+        if run.get("lineage_events") == 0:
+            return "lineage was meant to be on and no OpenLineage event was written"
         if "published" in run and run["published"] != expected:
             return f"the run reports {run['published']} published, the manifest says {expected}"
         seen = count_records(run["topic"], read_committed=transactional)
