@@ -133,6 +133,37 @@ wait_airflow() {
   echo "$EXECUTOR" >"$RUN/executor"
 }
 
+# Restarts one component (the fault tests kill a worker or the scheduler with SIGKILL and bring
+# it back this way): stops what is left of it, starts it again and waits until it is ready. A
+# worker is ready when Celery logs "ready."; the scheduler once the api-server reports a heartbeat
+# of the new process (the killed one's stays "healthy" for scheduler_health_check_threshold).
+cmd_restart() {
+  local name=${1:-} started components
+  components="$(airflow_components | tr '\n' ' ')"
+  [[ " $components" == *" $name "* ]] ||
+    die "restart: '$name' is not an Airflow component of this stack (one of: ${components% })"
+  [[ -f $RUN/executor ]] || die "restart: Airflow is not up (make up first)"
+  stop "$name"
+  started="$(date -u +%Y-%m-%dT%H:%M:%S)"
+  start_airflow_component "$name"
+  local TIMEOUT=$((TIMEOUT > AIRFLOW_READY_TIMEOUT ? TIMEOUT : AIRFLOW_READY_TIMEOUT))
+  case $name in
+    airflow-worker-*) wait_ready "$name" worker_ready "$name" ;;
+    airflow-scheduler) wait_ready "$name" scheduler_beats_since "$started" ;;
+    *) wait_ready "$name" airflow_ready ;;
+  esac
+  say "$name: restarted (pid $(pid_of "$name"))"
+}
+
+# The scheduler's latest heartbeat (api-server health) is later than $1 (UTC, ISO 8601).
+scheduler_beats_since() {
+  airflow_health | "$REPO/.venv/bin/python" -c '
+import json, sys
+beat = (json.load(sys.stdin).get("scheduler") or {}).get("latest_scheduler_heartbeat") or ""
+sys.exit(0 if beat[:19] > sys.argv[1] else 1)
+' "$1" 2>/dev/null
+}
+
 stop_airflow() {
   local name
   for name in "${AIRFLOW_WORKERS[@]}" airflow-scheduler airflow-triggerer airflow-dag-processor airflow-api-server; do
