@@ -44,7 +44,6 @@ MODULES = (
 )
 
 
-
 def __getattr__(name: str) -> Any:
     """``CELERY_CONFIG``: Airflow's default Celery configuration, unchanged. Naming it as
     ``celery_config_options`` is what makes a Celery worker import this module before it forks
