@@ -144,7 +144,43 @@ def _where_time_goes(days: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-BACKFILL_METHOD: list[str] = []
+BACKFILL_METHOD = [
+    "### Method (backfill)",
+    "",
+    "- **Data**: `datagen.ensure_days`: 10 days (2026-01-01..10) x 200,000 order rows, each day its own",
+    "  table (own seed and order numbers, ~1 % bad rows, 0.05 % duplicates, some across its part files)",
+    "  split into 3 contiguous CSV part files plus `_SUCCESS`, in `bench/data/` (gitignored, reused).",
+    "- `pipeline-days`: one warm process (imports before the clock, as in `pipeline`), the days one after",
+    "  the other: per day `build_job` + `IngestionJob.run` over its 3 files, as the product publishes",
+    "  them. Median of 3 repetitions. The denominator of both ratios.",
+    "- `backfill-local` / `backfill-celery`: a DAG built by `build_ingest_dag` over `OrdersToKafkaOperator`",
+    "  (the `ingest_orders` shape: sensor, part-file listing, one mapped `publish` task per file,",
+    "  report) with its own `dag_id` and topic, pointed at the benchmark's extracts root, written into",
+    "  the stack's `test-dags` bundle and unpaused; an `end_date` after the last day keeps the",
+    "  scheduler from also starting today's scheduled run. The backfill is created as a user does,",
+    "  `POST /api/v2/backfills` (From 2026-01-01 To 2026-01-10, Missing Runs, Max Active Runs",
+    "  `BENCH_BACKFILL_MAX_ACTIVE_RUNS`, 10 by default: every day may start at once and the executor's",
+    "  4 slots, not the backfill, bound the concurrency). Wall time: from just before that request to",
+    "  the `end_date` of the last of its 10 runs (the metadata DB's clock, the same machine). One",
+    "  repetition each: every repetition is a new DAG and topic.",
+    "- **Both executors in one run**: `bench/run.py` switches the running stack with `scripts/stack up`",
+    "  and `EXECUTOR=local|celery` (the Airflow processes restart; Kafka, the registry and PostgreSQL",
+    "  keep running; the switch is not timed) and puts back the executor it found. `make bench`",
+    "  measures everything, `make bench-backfill` only these three and rewrites only this section.",
+    "  LocalExecutor: `[core] parallelism` 4. Celery: 2 workers x concurrency 2 = 4 slots, Redis broker.",
+    "- **Checked** like the other variants: all 10 runs must end `success`, and a read_committed",
+    "  consumer must count exactly the manifest's published rows on the topic and its dead-lettered",
+    "  rows on the DLQ; otherwise the measurement is VOID and `make bench` fails.",
+    "- **Peak RSS of a `publish` task**: while the backfill runs, `bench/backfill.py` scans `/proc` every",
+    "  0.2 s for Airflow's task processes (the task runner titles itself `airflow worker -- <task",
+    "  instance id>`, on both executors) and keeps each one's `VmHWM` (the kernel's high-water mark of",
+    "  its resident set; it counts pages shared with the worker it was forked from). Matched by id to",
+    "  the `publish` task instances from the REST API; the table gives the largest and the median, and",
+    "  how many of the 30 were sampled (a task shorter than one interval could be missed).",
+    "- **Where the time goes**: per task, from the REST API's task instances: running time, the",
+    "  scheduler's share (scheduled → queued) and the executor's and start-up's (queued → started).",
+    "",
+]
 
 
 def _find(results: list[dict[str, Any]], variant: str, fmt: str, rows: int) -> dict[str, Any] | None:
