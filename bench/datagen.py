@@ -211,12 +211,21 @@ def ensure_days(
     """
     import time
 
-    root = days_root_for(data_dir, days, rows_per_day, parts, seed)
+    # Absolute: the extracts root is handed to a DAG that Airflow's task processes run elsewhere.
+    root = days_root_for(data_dir.resolve(), days, rows_per_day, parts, seed)
     manifest_path = root / "manifest.json"
-    params = (days, rows_per_day, parts, seed, bad_ratio, dup_ratio)
+    params = (days, rows_per_day, parts, seed, bad_ratio, dup_ratio, str(root / "csv"))
     if manifest_path.exists():
         old = DaysManifest(**json.loads(manifest_path.read_text()))
-        same = (old.days, old.rows_per_day, old.parts, old.seed, old.bad_ratio, old.dup_ratio) == params
+        same = (
+            old.days,
+            old.rows_per_day,
+            old.parts,
+            old.seed,
+            old.bad_ratio,
+            old.dup_ratio,
+            old.extracts_root,
+        ) == params
         files = [Path(f) for day in old.files.values() for f in day]
         if same and old.dates == day_dates(first_date, days) and all(f.exists() for f in files):
             return old

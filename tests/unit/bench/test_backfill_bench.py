@@ -32,6 +32,7 @@ def test_day_dates_are_consecutive_across_a_month_end() -> None:
 def test_ensure_days_writes_parts_with_distinct_order_numbers_and_reuses_them(tmp_path: Path) -> None:
     manifest = datagen.ensure_days(tmp_path, 2, 3_000, 3, dup_ratio=0.01)
     assert manifest.dates == ["2026-01-01", "2026-01-02"]
+    assert Path(manifest.extracts_root).is_absolute()
     assert manifest.rows == 6_000
     numbers: list[str] = []
     for day in manifest.dates:
