@@ -127,6 +127,42 @@ def _gaps(tis: list[dict[str, Any]], first: str, then: str) -> list[float]:
     return gaps
 
 
+def stat_cpu_seconds(stat: str, ticks: int) -> tuple[int, float]:
+    """``(ppid, CPU seconds)`` from a ``/proc/<pid>/stat`` line: its own user and system time plus
+    that of its children it has waited for (a task process's, once its worker reaped it)."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14-17
+    return int(fields[1]), sum(int(fields[i]) for i in range(11, 15)) / ticks
+
+
+def tree_cpu_seconds(roots: Iterable[int]) -> float:
+    """CPU seconds of ``roots`` and all their descendants (live, or exited and reaped)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                parent[int(entry.name)], cpu[int(entry.name)] = stat_cpu_seconds(
+                    Path(entry.path, "stat").read_text(), ticks
+                )
+            except (OSError, ValueError, IndexError):
+                continue
+    wanted, total = set(roots), 0.0
+    for pid in cpu:
+        walk = pid
+        while walk > 1 and walk not in wanted:
+            walk = parent.get(walk, 0)
+        if walk in wanted:
+            total += cpu[pid]
+    return total
+
+
+def airflow_pids() -> list[int]:
+    """The stack's Airflow processes (api-server, scheduler, dag-processor, triggerer, workers)."""
+    run = Path(os.environ["STACK_DIR"]) / "run"
+    return [int(p.read_text()) for p in run.glob("airflow-*.pid") if p.read_text().strip().isdigit()]
+
+
 # -- the stack ----------------------------------------------------------------------------------
 
 
@@ -223,10 +259,12 @@ def measure(variant: str, dates: list[str], extracts_root: str, out: Path) -> di
         }
         sampler.start()
         load = os.getloadavg()[0]
+        cpu_before = tree_cpu_seconds(airflow_pids())
         started = time.time()
         backfill = server.api("POST", "/api/v2/backfills", body, token=token)
         runs = _wait_runs(server, dag_id, len(dates))
         polled = time.time() - started
+        cpu = tree_cpu_seconds(airflow_pids()) - cpu_before
         sampler.stop()
         tis = _task_instances(server, dag_id, runs)
         publish = [ti for ti in tis if ti["task_id"] == "publish"]
@@ -234,6 +272,7 @@ def measure(variant: str, dates: list[str], extracts_root: str, out: Path) -> di
         result.update(
             seconds=backfill_seconds(started, runs),
             polled_seconds=round(polled, 1),
+            cpu_seconds=round(cpu, 1),
             load1_start=load,
             backfill_id=backfill["id"],
             max_active_runs=MAX_ACTIVE_RUNS,

@@ -69,7 +69,7 @@ def backfill_section(machine: dict[str, Any], data: dict[str, Any], days: list[d
         loads = [x.get("load1", 0) for x in r["runs"]]
         load = f"{statistics.median(loads):.1f}" if loads else "?"
         if r["void"] or not r["seconds"]:
-            rows.append(f"| {r['variant']} | VOID: {r['void'] or 'no measurement'} |" + " |" * 6)
+            rows.append(f"| {r['variant']} | VOID: {r['void'] or 'no measurement'} |" + " |" * 8)
             continue
         ratio = backfill_ratio(days, r["variant"])
         each = ", ".join(f"{x['seconds']:.1f}" for x in r["runs"] if "seconds" in x)
@@ -85,9 +85,13 @@ def backfill_section(machine: dict[str, Any], data: dict[str, Any], days: list[d
                 if sampled
                 else "not sampled"
             )
+        cpu = _cpu(r)
+        base_cpu = next((_cpu(x) for x in days if x["variant"] == "pipeline-days" and x["seconds"]), 0.0)
+        cpu_ratio = f"{cpu / base_cpu:.2f}" if base_cpu and cpu else "n/a"
         rows.append(
             f"| {r['variant']} | {r['seconds']:.1f} | {each} | {r['rows_per_s']:,.0f} "
-            f"| {f'{ratio:.2f}' if ratio else '1.00'} | {rss} | {r['reps']} | {load} |"
+            f"| {f'{ratio:.2f}' if ratio else '1.00'} | {cpu:.1f} | {cpu_ratio} | {rss} "
+            f"| {r['reps']} | {load} |"
         )
     ratios = [
         f"ratio {v}/pipeline: {f'{x:.2f}' if (x := backfill_ratio(days, v)) else 'n/a'}"
@@ -106,10 +110,15 @@ def backfill_section(machine: dict[str, Any], data: dict[str, Any], days: list[d
         f"{_load(machine['load_before'])}, after {_load(machine['load_after'])}; data: {size}.",
         "",
         "wall s = median of the repetitions (each listed); / pipeline-days = wall time over the "
-        "pipeline's on the same rows; load = 1-minute load average when each repetition started.",
+        "pipeline's on the same rows; CPU s = CPU seconds (median) of the pipeline's process, and for a "
+        "backfill of all the stack's Airflow processes and their children (scheduler, executor workers, "
+        "task processes, api-server, dag-processor, triggerer) from its creation to its end: less "
+        "sensitive to the load of this shared machine than wall time; load = 1-minute load average "
+        "when each repetition started (2 cores: above 2 means waiting for a CPU).",
         "",
-        "| variant | wall s | each | rows/s | / pipeline-days | peak RSS MB (publish task) | reps | load |",
-        "|---|---:|---|---:|---:|---|---:|---:|",
+        "| variant | wall s | each | rows/s | / pipeline-days | CPU s | CPU / pipeline-days "
+        "| peak RSS MB (publish task) | reps | load |",
+        "|---|---:|---|---:|---:|---:|---:|---|---:|---:|",
         *rows,
         "",
         *ratios,

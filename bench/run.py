@@ -190,7 +190,7 @@ def measure_backfills(
                 print(
                     f"bench: {variant:<15} {days_set.days} days {rows:>9,} rep {rep + 1}/{reps}: "
                     + (f"VOID {problem}" if problem else f"{rows / run['seconds']:>9,.0f} rows/s ")
-                    + f"{run.get('seconds', 0):7.1f}s "
+                    + f"{run.get('seconds', 0):7.1f}s cpu {run.get('cpu_seconds', 0):5.1f}s "
                     + f"publish rss {run.get('publish_rss_mb_max') or 0:6.0f} MB "
                     + f"load {load:.1f}",
                     flush=True,

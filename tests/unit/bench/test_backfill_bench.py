@@ -77,6 +77,11 @@ def test_vm_hwm_kib() -> None:
     assert backfill.vm_hwm_kib("Name:\tkthreadd\n") is None
 
 
+def test_stat_cpu_seconds_counts_own_and_reaped_children() -> None:
+    stat = "4846 (airflow sched) S 1 4846 4846 0 -1 4194560 1 2 3 4 150 50 300 100 20 0 9 0"
+    assert backfill.stat_cpu_seconds(stat, 100) == (1, 6.0)
+
+
 def test_backfill_seconds_run_to_the_last_end() -> None:
     started = backfill.parse_time("2026-12-07T03:00:00Z")
     assert started is not None
