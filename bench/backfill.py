@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -246,9 +246,9 @@ def measure(variant: str, dates: list[str], extracts_root: str, out: Path) -> di
     result["switch_seconds"] = round(switch_s, 1)
     sampler = RssSampler()
     try:
-        wait_registered(server, dag_id, timeout_s=600)
-        token = server.token()
-        server.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token=token)
+        _patient(lambda: wait_registered(server, dag_id, timeout_s=600))
+        token = _patient(server.token)
+        _patient(lambda: server.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token=token))
         body = {
             "dag_id": dag_id,
             "from_date": f"{dates[0]}T00:00:00Z",
@@ -297,30 +297,49 @@ def _wait_runs(server: AirflowServer, dag_id: str, expected: int) -> list[dict[s
     """The backfill's runs once all ``expected`` of them are finished (success or failed)."""
     deadline = time.monotonic() + BACKFILL_TIMEOUT_S
     token, token_at = server.token(), time.monotonic()
+    runs: list[dict[str, Any]] = []
     while True:
-        if time.monotonic() - token_at > 600:
-            token, token_at = server.token(), time.monotonic()
-        runs: list[dict[str, Any]] = server.api(
-            "GET", f"/api/v2/dags/{dag_id}/dagRuns?run_type=backfill&limit=100", token=token
-        )["dag_runs"]
-        if len(runs) >= expected and all(run["state"] in TERMINAL for run in runs):
-            return runs
         if time.monotonic() > deadline:
             raise TimeoutError(
                 f"{dag_id}: backfill not done after {BACKFILL_TIMEOUT_S:.0f}s: {_states(runs)}"
             )
+        try:
+            if time.monotonic() - token_at > 600:
+                token, token_at = server.token(), time.monotonic()
+            runs = server.api(
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns?run_type=backfill&limit=100", token=token
+            )["dag_runs"]
+        except (OSError, AssertionError) as exc:  # a busy api-server: a poll missed, not the backfill
+            print(f"bench: polling {dag_id}: {exc}; again", file=sys.stderr, flush=True)
+            time.sleep(POLL_INTERVAL_S)
+            continue
+        if len(runs) >= expected and all(run["state"] in TERMINAL for run in runs):
+            return runs
         time.sleep(POLL_INTERVAL_S)
 
 
 def _task_instances(server: AirflowServer, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from urllib.parse import quote
 
-    token = server.token()
+    token = _patient(server.token)
     found: list[dict[str, Any]] = []
     for run in runs:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances?limit=1000"
-        found.extend(server.api("GET", path, token=token)["task_instances"])
+        found.extend(_patient(lambda p=path: server.api("GET", p, token=token))["task_instances"])
     return found
+
+
+def _patient(call: Callable[[], Any], attempts: int = 10) -> Any:
+    """``call()``, again after a timeout or a refused connection (a busy api-server)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except OSError as exc:
+            if attempt == attempts - 1:
+                raise
+            print(f"bench: {exc}; again", file=sys.stderr, flush=True)
+            time.sleep(5)
+    raise AssertionError("unreachable")
 
 
 def _states(runs: list[dict[str, Any]]) -> str:
