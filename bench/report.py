@@ -186,8 +186,11 @@ BACKFILL_METHOD = [
     "  its resident set; it counts pages shared with the worker it was forked from). Matched by id to",
     "  the `publish` task instances from the REST API; the table gives the largest and the median, and",
     "  how many of the 30 were sampled (a task shorter than one interval could be missed).",
-    "- **Where the time goes**: per task, from the REST API's task instances: running time, the",
-    "  scheduler's share (scheduled → queued) and the executor's and start-up's (queued → started).",
+    "- **Where the time goes**: per task, from the REST API's task instances: running time (task",
+    "  start-up included), scheduled → queued (waiting for the scheduler and for a free executor slot:",
+    "  with 10 days at once and 4 slots, mostly the slot) and queued → started (the executor and the",
+    "  task process's start). Findings and tuning: [performance.md](performance.md), section",
+    "  \"The backfill benchmark\".",
     "",
 ]
 
