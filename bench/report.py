@@ -190,7 +190,7 @@ BACKFILL_METHOD = [
     "  start-up included), scheduled → queued (waiting for the scheduler and for a free executor slot:",
     "  with 10 days at once and 4 slots, mostly the slot) and queued → started (the executor and the",
     "  task process's start). Findings and tuning: [performance.md](performance.md), section",
-    "  \"The backfill benchmark\".",
+    '  "The backfill benchmark".',
     "",
 ]
 
