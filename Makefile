@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy lint demo bench clean
+.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy lint demo bench bench-backfill clean
 
 help:
-	@echo "make setup | up [EXECUTOR=local|celery] | down | status | test | test-unit | test-faults | test-observability | test-deploy | lint | demo | bench | clean   (see docs/stack.md, docs/deploy.md)"
+	@echo "make setup | up [EXECUTOR=local|celery] | down | status | test | test-unit | test-faults | test-observability | test-deploy | lint | demo | bench | bench-backfill | clean   (see docs/stack.md, docs/deploy.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -89,10 +89,16 @@ demo: setup up
 	scripts/demo
 
 # Generates bench/data/ (reused while its parameters match), measures every variant in fresh
-# processes, checks counts on the consumer side, writes docs/benchmarks.md and .png (~20 min).
+# processes, checks counts on the consumer side, writes docs/benchmarks.md and .png (~20 min),
+# then the backfill benchmark: 10 days through the pipeline, then through the stack's scheduler
+# on LocalExecutor and on Celery (the stack's executor is switched and put back; ~10 min more).
 BENCH_ARGS ?=
 bench: setup up
 	$(WITH_ENV) $(PY) bench/run.py $(BENCH_ARGS)
+
+# The backfill benchmark alone; rewrites only its section of docs/benchmarks.md.
+bench-backfill: setup up
+	$(WITH_ENV) $(PY) bench/run.py --only pipeline-days,backfill-local,backfill-celery $(BENCH_ARGS)
 
 # Also deletes the stack's data: Kafka's log dirs, the PostgreSQL cluster, Redis, the secrets.
 clean: down

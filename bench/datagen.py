@@ -134,14 +134,142 @@ def ensure_day(
     return manifest
 
 
+@dataclass
+class DaysManifest:
+    """Several consecutive days of part files under one extracts root (the backfill benchmark)."""
+
+    days: int
+    rows_per_day: int
+    parts: int
+    seed: int
+    bad_ratio: float
+    dup_ratio: float
+    extracts_root: str = ""
+    dates: list[str] = field(default_factory=list)
+    #: Per day: the files (name order) and what a correct run makes of them.
+    files: dict[str, list[str]] = field(default_factory=dict)
+    published_by_day: dict[str, int] = field(default_factory=dict)
+    dlq_by_day: dict[str, int] = field(default_factory=dict)
+    input_bytes: int = 0
+    generate_seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return self.days * self.rows_per_day
+
+    @property
+    def published(self) -> int:
+        return sum(self.published_by_day.values())
+
+    @property
+    def dlq(self) -> int:
+        return sum(self.dlq_by_day.values())
+
+
+def day_dates(first: str, days: int) -> list[str]:
+    """``days`` consecutive ISO dates from ``first`` (a backfill's From..To, both inclusive)."""
+    from datetime import date, timedelta
+
+    start = date.fromisoformat(first)
+    return [str(start + timedelta(days=n)) for n in range(days)]
+
+
+def part_bounds(rows: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` row ranges of ``parts`` part files (the first ones one row
+    longer when ``rows`` does not divide), so file-name order is row order: the day's duplicate
+    rule (first occurrence wins, across the day's files in name order) decides as in one file."""
+    if rows < 0 or parts < 1:
+        raise ValueError(f"rows={rows}, parts={parts}")
+    size, extra = divmod(rows, parts)
+    bounds, start = [], 0
+    for n in range(parts):
+        stop = start + size + (1 if n < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def days_root_for(data_dir: Path, days: int, rows_per_day: int, parts: int, seed: int) -> Path:
+    return data_dir / f"orders-days-{days}x{rows_per_day}-p{parts}-s{seed}"
+
+
+def ensure_days(
+    data_dir: Path,
+    days: int,
+    rows_per_day: int,
+    parts: int,
+    *,
+    first_date: str = DATE,
+    seed: int = 11,
+    bad_ratio: float = 0.01,
+    dup_ratio: float = 0.0005,
+) -> DaysManifest:
+    """CSV days ``<root>/csv/orders/dt=<day>/part-000N.csv`` + ``_SUCCESS``, reused when present.
+
+    Each day is its own table (its own seed and order numbers, ~1 % bad rows and a few
+    duplicates, some of them across its part files), split into ``parts`` contiguous files.
+    """
+    import time
+
+    # Absolute: the extracts root is handed to a DAG that Airflow's task processes run elsewhere.
+    root = days_root_for(data_dir.resolve(), days, rows_per_day, parts, seed)
+    manifest_path = root / "manifest.json"
+    params = (days, rows_per_day, parts, seed, bad_ratio, dup_ratio, str(root / "csv"))
+    if manifest_path.exists():
+        old = DaysManifest(**json.loads(manifest_path.read_text()))
+        same = (
+            old.days,
+            old.rows_per_day,
+            old.parts,
+            old.seed,
+            old.bad_ratio,
+            old.dup_ratio,
+            old.extracts_root,
+        ) == params
+        files = [Path(f) for day in old.files.values() for f in day]
+        if same and old.dates == day_dates(first_date, days) and all(f.exists() for f in files):
+            return old
+    started = time.monotonic()
+    manifest = DaysManifest(days, rows_per_day, parts, seed, bad_ratio, dup_ratio, str(root / "csv"))
+    manifest.dates = day_dates(first_date, days)
+    for n, day in enumerate(manifest.dates):
+        table, day_manifest = build_table(
+            rows_per_day,
+            seed=seed * 1000 + n,
+            bad_ratio=bad_ratio,
+            dup_ratio=dup_ratio,
+            first_number=1 + n * rows_per_day,
+        )
+        folder = root / "csv" / "orders" / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for part, (start, stop) in enumerate(part_bounds(rows_per_day, parts), start=1):
+            path = folder / f"part-{part:04d}.csv"
+            write(table.slice(start, stop - start), path, "csv")
+            manifest.input_bytes += path.stat().st_size
+            paths.append(str(path))
+        (folder / "_SUCCESS").touch()
+        manifest.files[day] = paths
+        manifest.published_by_day[day] = day_manifest.published
+        manifest.dlq_by_day[day] = day_manifest.dlq
+    manifest.generate_seconds = round(time.monotonic() - started, 2)
+    manifest_path.write_text(json.dumps(asdict(manifest), indent=1))
+    return manifest
+
+
 def manifest_valid_mask(table: pa.Table) -> np.ndarray:
     return np.asarray(table.column("_valid").to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def build_table(rows: int, *, seed: int, bad_ratio: float, dup_ratio: float) -> tuple[pa.Table, Manifest]:
-    """The day's rows as one Arrow table (items as lists of structs), plus the expected outcome."""
+def build_table(
+    rows: int, *, seed: int, bad_ratio: float, dup_ratio: float, first_number: int = 1
+) -> tuple[pa.Table, Manifest]:
+    """The day's rows as one Arrow table (items as lists of structs), plus the expected outcome.
+
+    Order numbers run from ``first_number`` (days of a multi-day set do not share them).
+    """
     rng = np.random.default_rng(seed)
-    index = np.arange(1, rows + 1)
+    index = np.arange(first_number, first_number + rows)
     n_items = rng.integers(1, 4, rows)
     offsets = np.zeros(rows + 1, dtype=np.int32)
     np.cumsum(n_items, out=offsets[1:])

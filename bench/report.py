@@ -25,11 +25,174 @@ ORDER = (
 KEY = ("csv", 1_000_000)
 
 
+DAYS_VARIANTS = ("pipeline-days", "backfill-local", "backfill-celery")
+BACKFILL_BEGIN = "<!-- backfill:begin -->"
+BACKFILL_END = "<!-- backfill:end -->"
+
+
 def write(payload: dict[str, Any]) -> None:
-    results = [r for r in payload["results"]]
-    DOC.write_text(markdown(payload["machine"], payload["data"], results))
+    """The whole report; a run of the backfill variants alone (``make bench-backfill``) rewrites
+    only the backfill section of the existing ``docs/benchmarks.md``, keeping the rest."""
+    results = [r for r in payload["results"] if r["variant"] not in DAYS_VARIANTS]
+    days = [r for r in payload["results"] if r["variant"] in DAYS_VARIANTS]
+    section = backfill_section(payload["machine"], payload.get("backfill_data", {}), days) if days else []
+    if not results and DOC.exists():
+        DOC.write_text(splice(DOC.read_text(), "\n".join(section)))
+        print(f"report: the backfill section of {DOC.relative_to(REPO)}")
+        return
+    text = markdown(payload["machine"], payload["data"], results)
+    DOC.write_text(text + ("\n" + "\n".join(section) if section else ""))
     plot(results)
     print(f"report: {DOC.relative_to(REPO)} and {PNG.relative_to(REPO)}")
+
+
+def splice(doc: str, section: str) -> str:
+    """``doc`` with its backfill section (between the markers) replaced, or ``section`` appended."""
+    begin, end = doc.find(BACKFILL_BEGIN), doc.find(BACKFILL_END)
+    if begin == -1 or end == -1:
+        return doc.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    return doc[:begin] + section.rstrip("\n") + doc[end + len(BACKFILL_END) :]
+
+
+def backfill_ratio(days: list[dict[str, Any]], variant: str) -> float | None:
+    found = {r["variant"]: r for r in days}
+    base, other = found.get("pipeline-days"), found.get(variant)
+    if not base or not other or not base.get("seconds") or not other.get("seconds"):
+        return None
+    return float(other["seconds"]) / float(base["seconds"])
+
+
+def backfill_section(machine: dict[str, Any], data: dict[str, Any], days: list[dict[str, Any]]) -> list[str]:
+    """Wall times, the ratios over ``pipeline-days``, the publish tasks' peak RSS, where the time goes."""
+    rows = []
+    for r in sorted(days, key=lambda r: DAYS_VARIANTS.index(r["variant"])):
+        loads = [x.get("load1", 0) for x in r["runs"]]
+        load = f"{statistics.median(loads):.1f}" if loads else "?"
+        if r["void"] or not r["seconds"]:
+            rows.append(f"| {r['variant']} | VOID: {r['void'] or 'no measurement'} |" + " |" * 8)
+            continue
+        ratio = backfill_ratio(days, r["variant"])
+        each = ", ".join(f"{x['seconds']:.1f}" for x in r["runs"] if "seconds" in x)
+        if r["variant"] == "pipeline-days":
+            rss = f"{r['rss_mb']:,.0f} (the process)"
+        else:
+            sampled = [x for x in r["runs"] if x.get("publish_rss_mb_max")]
+            rss = (
+                f"{max(x['publish_rss_mb_max'] for x in sampled):,.0f} max / "
+                f"{statistics.median(x['publish_rss_mb_median'] for x in sampled):,.0f} median "
+                f"({sum(x['publish_tasks_sampled'] for x in sampled)} of "
+                f"{sum(x['publish_tasks'] for x in sampled)} tasks)"
+                if sampled
+                else "not sampled"
+            )
+        cpu = _cpu(r)
+        base_cpu = next((_cpu(x) for x in days if x["variant"] == "pipeline-days" and x["seconds"]), 0.0)
+        cpu_ratio = f"{cpu / base_cpu:.2f}" if base_cpu and cpu else "n/a"
+        rows.append(
+            f"| {r['variant']} | {r['seconds']:.1f} | {each} | {r['rows_per_s']:,.0f} "
+            f"| {f'{ratio:.2f}' if ratio else '1.00'} | {cpu:.1f} | {cpu_ratio} | {rss} "
+            f"| {r['reps']} | {load} |"
+        )
+    ratios = [
+        f"ratio {v}/pipeline: {f'{x:.2f}' if (x := backfill_ratio(days, v)) else 'n/a'}"
+        for v in DAYS_VARIANTS[1:]
+    ]
+    size = (
+        f"{data.get('days', '?')} days x {data.get('rows_per_day', 0):,} order rows, "
+        f"{data.get('parts', '?')} CSV part files a day ({data.get('input_bytes', 0) / 1e6:,.0f} MB); "
+        f"a correct run publishes {data.get('published', 0):,} and dead-letters {data.get('dlq', 0):,}"
+    )
+    lines = [
+        BACKFILL_BEGIN,
+        "## Backfill: the scheduler's overhead",
+        "",
+        f"Run {machine['date']} at commit {machine.get('commit', '?')}; load average (1/5/15 min) before "
+        f"{_load(machine['load_before'])}, after {_load(machine['load_after'])}; data: {size}.",
+        "",
+        "wall s = median of the repetitions (each listed); / pipeline-days = wall time over the "
+        "pipeline's on the same rows; CPU s = CPU seconds (median) of the pipeline's process, and for a "
+        "backfill of all the stack's Airflow processes and their children (scheduler, executor workers, "
+        "task processes, api-server, dag-processor, triggerer) from its creation to its end: less "
+        "sensitive to the load of this shared machine than wall time; load = 1-minute load average "
+        "when each repetition started (2 cores: above 2 means waiting for a CPU).",
+        "",
+        "| variant | wall s | each | rows/s | / pipeline-days | CPU s | CPU / pipeline-days "
+        "| peak RSS MB (publish task) | reps | load |",
+        "|---|---:|---|---:|---:|---:|---:|---|---:|---:|",
+        *rows,
+        "",
+        *ratios,
+        "",
+        *_where_time_goes(days),
+        *BACKFILL_METHOD,
+        BACKFILL_END,
+    ]
+    return lines
+
+
+def _where_time_goes(days: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for r in days:
+        for n, run in enumerate(x for x in r["runs"] if x.get("where_time_goes")):
+            lines += [
+                f"Where the time goes, {r['variant']} (repetition {n + 1}: {run['runs']} runs, "
+                f"max active runs {run['max_active_runs']}, "
+                f"publish tasks on {', '.join(run['publish_hosts'])}, "
+                f"{run['tries']} retries):",
+                "",
+                "| task | instances | median running s | total running s | median scheduled→queued s "
+                "| median queued→started s |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for task, w in run["where_time_goes"].items():
+                lines.append(
+                    f"| {task} | {w['count']:.0f} | {w['median_run_s']:.1f} | {w['total_run_s']:.1f} "
+                    f"| {w['median_scheduled_to_queued_s']:.1f} | {w['median_queued_to_start_s']:.1f} |"
+                )
+            lines.append("")
+    return lines
+
+
+BACKFILL_METHOD = [
+    "### Method (backfill)",
+    "",
+    "- **Data**: `datagen.ensure_days`: 10 days (2026-01-01..10) x 200,000 order rows, each day its own",
+    "  table (own seed and order numbers, ~1 % bad rows, 0.05 % duplicates, some across its part files)",
+    "  split into 3 contiguous CSV part files plus `_SUCCESS`, in `bench/data/` (gitignored, reused).",
+    "- `pipeline-days`: one warm process (imports before the clock, as in `pipeline`), the days one after",
+    "  the other: per day `build_job` + `IngestionJob.run` over its 3 files, as the product publishes",
+    "  them. Median of 3 repetitions. The denominator of both ratios.",
+    "- `backfill-local` / `backfill-celery`: a DAG built by `build_ingest_dag` over `OrdersToKafkaOperator`",
+    "  (the `ingest_orders` shape: sensor, part-file listing, one mapped `publish` task per file,",
+    "  report) with its own `dag_id` and topic, pointed at the benchmark's extracts root, written into",
+    "  the stack's `test-dags` bundle and unpaused; an `end_date` after the last day keeps the",
+    "  scheduler from also starting today's scheduled run. The backfill is created as a user does,",
+    "  `POST /api/v2/backfills` (From 2026-01-01 To 2026-01-10, Missing Runs, Max Active Runs",
+    "  `BENCH_BACKFILL_MAX_ACTIVE_RUNS`, 10 by default: every day may start at once and the executor's",
+    "  4 slots, not the backfill, bound the concurrency). Wall time: from just before that request to",
+    "  the `end_date` of the last of its 10 runs (the metadata DB's clock, the same machine). One",
+    "  repetition each: every repetition is a new DAG and topic.",
+    "- **Both executors in one run**: `bench/run.py` switches the running stack with `scripts/stack up`",
+    "  and `EXECUTOR=local|celery` (the Airflow processes restart; Kafka, the registry and PostgreSQL",
+    "  keep running; the switch is not timed) and puts back the executor it found. `make bench`",
+    "  measures everything, `make bench-backfill` only these three and rewrites only this section.",
+    "  LocalExecutor: `[core] parallelism` 4. Celery: 2 workers x concurrency 2 = 4 slots, Redis broker.",
+    "- **Checked** like the other variants: all 10 runs must end `success`, and a read_committed",
+    "  consumer must count exactly the manifest's published rows on the topic and its dead-lettered",
+    "  rows on the DLQ; otherwise the measurement is VOID and `make bench` fails.",
+    "- **Peak RSS of a `publish` task**: while the backfill runs, `bench/backfill.py` scans `/proc` every",
+    "  0.2 s for Airflow's task processes (the task runner titles itself `airflow worker -- <task",
+    "  instance id>`, on both executors) and keeps each one's `VmHWM` (the kernel's high-water mark of",
+    "  its resident set; it counts pages shared with the worker it was forked from). Matched by id to",
+    "  the `publish` task instances from the REST API; the table gives the largest and the median, and",
+    "  how many of the 30 were sampled (a task shorter than one interval could be missed).",
+    "- **Where the time goes**: per task, from the REST API's task instances: running time (task",
+    "  start-up included), scheduled → queued (waiting for the scheduler and for a free executor slot:",
+    "  with 10 days at once and 4 slots, mostly the slot) and queued → started (the executor and the",
+    "  task process's start). Findings and tuning: [performance.md](performance.md), section",
+    '  "The backfill benchmark".',
+    "",
+]
 
 
 def _find(results: list[dict[str, Any]], variant: str, fmt: str, rows: int) -> dict[str, Any] | None:

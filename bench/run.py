@@ -6,6 +6,11 @@ transactional variants, plain for the peer) and voids the measurement, loudly, w
 not what the generator's manifest says. Results go to ``bench/out/results.json``; the report
 (``docs/benchmarks.md`` and ``docs/benchmarks.png``) is written from them by ``bench/report.py``.
 
+The backfill benchmark (``pipeline-days``, ``backfill-local``, ``backfill-celery``; ``make
+bench-backfill`` runs only these) puts :data:`BACKFILL_DAYS` days of part files through the pipeline
+directly and through the stack's running scheduler on each executor (``bench/backfill.py``), switching
+the stack's executor as it goes and putting back the one it found.
+
 Options: ``--quick`` (small sizes only, one repetition: a smoke test of the harness),
 ``--only VARIANT[,VARIANT]``, ``--reps N``, ``--no-report``.
 """
@@ -20,19 +25,28 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import datagen  # noqa: E402
+from bench import backfill, datagen  # noqa: E402
 from bench.counting import count_records, delete_topics  # noqa: E402
 
 DATA = REPO / "bench" / "data"
 OUT = REPO / "bench" / "out"
 SIZES = (100_000, 500_000, 1_000_000, 5_000_000)
 KEY_SIZE = 1_000_000
+#: The backfill benchmark's data: days x rows a day, each day in this many part files.
+BACKFILL_DAYS, BACKFILL_ROWS_PER_DAY, BACKFILL_PARTS = 10, 200_000, 3
+QUICK_DAYS, QUICK_ROWS_PER_DAY = 3, 20_000
+BACKFILL_ROWS = BACKFILL_DAYS * BACKFILL_ROWS_PER_DAY
+#: Variants over the multi-day set (not the single-day sizes), and those that go through the
+#: stack's scheduler rather than a child process of their own.
+DAYS_VARIANTS = ("pipeline-days", "backfill-local", "backfill-celery")
+BACKFILL_VARIANTS = ("backfill-local", "backfill-celery")
 
 #: (variant, format, rows, repetitions). The ceilings and the peer stop at 1M rows and the slow
 #: peer-defaults runs once at 100k, to keep `make bench` near 20 minutes (see docs/benchmarks.md).
@@ -46,6 +60,9 @@ PLAN: list[tuple[str, str, int, int]] = [
     *(("limit-bytes", "csv", n, 3) for n in SIZES[:3]),
     *(("peer", "csv", n, 3) for n in SIZES[:3]),
     ("peer-defaults", "csv", SIZES[0], 1),
+    ("pipeline-days", "csv", BACKFILL_ROWS, 3),
+    ("backfill-local", "csv", BACKFILL_ROWS, 1),
+    ("backfill-celery", "csv", BACKFILL_ROWS, 1),
 ]
 
 
@@ -62,10 +79,16 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     plan = PLAN
+    days, rows_per_day = BACKFILL_DAYS, BACKFILL_ROWS_PER_DAY
     if args.quick:
-        plan = [(v, f, 100_000, 1) for v, f, n, _ in PLAN if n == KEY_SIZE or v == "peer-defaults"]
+        days, rows_per_day = QUICK_DAYS, QUICK_ROWS_PER_DAY
+        plan = [
+            (v, f, days * rows_per_day if v in DAYS_VARIANTS else 100_000, 1)
+            for v, f, n, _ in PLAN
+            if n == KEY_SIZE or v in ("peer-defaults", *DAYS_VARIANTS)
+        ]
     if args.sizes:
-        plan = [p for p in plan if str(p[2]) in args.sizes.split(",")]
+        plan = [p for p in plan if str(p[2]) in args.sizes.split(",") or p[0] in DAYS_VARIANTS]
     if args.formats:
         plan = [p for p in plan if p[1] in args.formats.split(",")]
     if args.only:
@@ -73,11 +96,23 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     machine = describe_machine()
-    manifests = prepare_data(plan)
-    results = measure_all(plan, manifests, args.reps, args.batch_size)
+    manifests = prepare_data([p for p in plan if p[0] not in DAYS_VARIANTS])
+    days_set = prepare_days(days, rows_per_day) if any(p[0] in DAYS_VARIANTS for p in plan) else None
+    children = [p for p in plan if p[0] not in BACKFILL_VARIANTS]
+    results = measure_all(children, manifests, args.reps, args.batch_size, days_set)
+    if days_set is not None:
+        results += measure_backfills([p for p in plan if p[0] in BACKFILL_VARIANTS], days_set, args.reps)
     machine["load_after"] = os.getloadavg()
     machine["bench_wall_seconds"] = round(time.monotonic() - started, 1)
-    payload = {"machine": machine, "data": {n: vars(m) for n, m in manifests.items()}, "results": results}
+    payload: dict[str, Any] = {
+        "machine": machine,
+        "data": {n: vars(m) for n, m in manifests.items()},
+        "results": results,
+    }
+    if days_set is not None:
+        payload["backfill_data"] = {**asdict(days_set), "published": days_set.published, "dlq": days_set.dlq}
+        for line in backfill_ratio_lines(results):
+            print(f"bench: {line}", flush=True)
     (OUT / "results.json").write_text(json.dumps(payload, indent=1))
     print(f"bench: {len(results)} measurements in {machine['bench_wall_seconds']:.0f}s", OUT / "results.json")
     voided = [r for r in results if r["void"]]
@@ -103,15 +138,127 @@ def prepare_data(plan: list[tuple[str, str, int, int]]) -> dict[int, datagen.Man
     return manifests
 
 
+def prepare_days(days: int, rows_per_day: int) -> datagen.DaysManifest:
+    started = time.monotonic()
+    manifest = datagen.ensure_days(DATA, days, rows_per_day, BACKFILL_PARTS)
+    print(
+        f"bench: data {days} days x {rows_per_day:,} rows in {BACKFILL_PARTS} parts ready in "
+        f"{time.monotonic() - started:.1f}s",
+        flush=True,
+    )
+    return manifest
+
+
+def backfill_ratio(results: list[dict[str, Any]], variant: str) -> float | None:
+    """Wall seconds of ``variant`` over ``pipeline-days``' (the same rows, no scheduler)."""
+    found = {r["variant"]: r for r in results if r["variant"] in DAYS_VARIANTS}
+    base, other = found.get("pipeline-days"), found.get(variant)
+    if not base or not other or not base.get("seconds") or not other.get("seconds"):
+        return None
+    return float(other["seconds"]) / float(base["seconds"])
+
+
+def backfill_ratio_lines(results: list[dict[str, Any]]) -> list[str]:
+    """``ratio backfill-local/pipeline: X`` and the Celery one (``n/a`` when not measured)."""
+    lines = []
+    for variant in BACKFILL_VARIANTS:
+        ratio = backfill_ratio(results, variant)
+        lines.append(f"ratio {variant}/pipeline: {ratio:.2f}" if ratio else f"ratio {variant}/pipeline: n/a")
+    return lines
+
+
+def measure_backfills(
+    plan: list[tuple[str, str, int, int]], days_set: datagen.DaysManifest, reps_override: int = 0
+) -> list[dict[str, Any]]:
+    """Each backfill variant on its executor (the stack is switched), checked like the others;
+    the executor the stack ran before is put back afterwards."""
+    slots = []
+    before = backfill.current_executor()
+    try:
+        for variant, fmt, rows, planned in plan:
+            slot = _days_slot(variant, fmt, days_set)
+            reps = reps_override or planned
+            for rep in range(reps):
+                load = os.getloadavg()[0]
+                try:
+                    run = backfill.measure(variant, days_set.dates, days_set.extracts_root, OUT)
+                except Exception as exc:  # a stuck or failed backfill voids the measurement, loudly
+                    run = {"error": f"{type(exc).__name__}: {exc}"}
+                problem = run.get("error") or check(variant, run, days_set)
+                run["load1"] = load
+                slot["runs"].append(run)
+                print(
+                    f"bench: {variant:<15} {days_set.days} days {rows:>9,} rep {rep + 1}/{reps}: "
+                    + (f"VOID {problem}" if problem else f"{rows / run['seconds']:>9,.0f} rows/s ")
+                    + f"{run.get('seconds', 0):7.1f}s cpu {run.get('cpu_seconds', 0):5.1f}s "
+                    + f"publish rss {run.get('publish_rss_mb_max') or 0:6.0f} MB "
+                    + f"load {load:.1f}",
+                    flush=True,
+                )
+                if problem:
+                    slot["void"] = f"{variant} {days_set.days} days: {problem}"
+                    break
+            _summarize(slot)
+            slots.append(slot)
+    finally:
+        if before:
+            try:
+                backfill.ensure_executor(before, OUT / f"stack-{before}.log")
+            except RuntimeError as exc:  # the measurements stand; the stack needs a `make up`
+                print(f"bench: could not put the stack back on {before}: {exc}", file=sys.stderr)
+    return slots
+
+
+def _days_slot(variant: str, fmt: str, days_set: datagen.DaysManifest) -> dict[str, Any]:
+    return {
+        "variant": variant,
+        "format": fmt,
+        "rows": days_set.rows,
+        "days": days_set.days,
+        "parts": days_set.parts,
+        "input_bytes": days_set.input_bytes,
+        "runs": [],
+        "void": "",
+        "task": {
+            "variant": variant,
+            "format": fmt,
+            "rows": days_set.rows,
+            "days": days_set.files,
+            "log": str(OUT / f"{variant}-{days_set.days}days.log"),
+        },
+    }
+
+
+def _summarize(slot: dict[str, Any]) -> None:
+    good = [r for r in slot["runs"] if "seconds" in r]
+    seconds = statistics.median(r["seconds"] for r in good) if good and not slot["void"] else None
+    slot.update(
+        reps=len(slot["runs"]),
+        seconds=seconds,
+        rows_per_s=slot["rows"] / seconds if seconds else None,
+        rss_mb=max((r.get("rss_mb") or r.get("publish_rss_mb_max") or 0 for r in slot["runs"]), default=0),
+    )
+    slot.pop("task", None)
+
+
 def measure_all(
-    plan: list[tuple[str, str, int, int]], manifests: dict[int, datagen.Manifest], reps: int, batch_size: int
+    plan: list[tuple[str, str, int, int]],
+    manifests: dict[int, datagen.Manifest],
+    reps: int,
+    batch_size: int,
+    days_set: datagen.DaysManifest | None = None,
 ) -> list[dict[str, Any]]:
     """Every repetition in a fresh process; median rows/s, max peak RSS per (variant, format, rows).
 
     Processes overlap only outside the clock: the next one is started (imports, inputs) while this
     process counts the previous run's records, and it starts its clock when told to, after that.
     """
-    slots = [_slot(variant, fmt, rows, manifests[rows], batch_size) for variant, fmt, rows, _ in plan]
+    slots = [
+        _days_slot(variant, fmt, days_set)
+        if variant in DAYS_VARIANTS and days_set is not None
+        else _slot(variant, fmt, rows, manifests[rows], batch_size)
+        for variant, fmt, rows, _ in plan
+    ]
     runs = [
         (slot, rep, reps or n) for slot, (*_, n) in zip(slots, plan, strict=True) for rep in range(reps or n)
     ]
@@ -128,7 +275,8 @@ def measure_all(
         if slot["void"]:
             continue
         variant, fmt, rows = slot["variant"], slot["format"], slot["rows"]
-        problem = run.get("error") or check(variant, run, manifests[rows])
+        expected = days_set if variant in DAYS_VARIANTS and days_set is not None else manifests[rows]
+        problem = run.get("error") or check(variant, run, expected)
         run["load1"] = load
         slot["runs"].append(run)
         print(
@@ -141,15 +289,7 @@ def measure_all(
         if problem:
             slot["void"] = f"{variant} {fmt} {rows}: {problem}"
     for slot in slots:
-        good = [r for r in slot["runs"] if "seconds" in r]
-        seconds = statistics.median(r["seconds"] for r in good) if good and not slot["void"] else None
-        slot.update(
-            reps=len(slot["runs"]),
-            seconds=seconds,
-            rows_per_s=slot["rows"] / seconds if seconds else None,
-            rss_mb=max((r.get("rss_mb", 0) for r in slot["runs"]), default=0),
-        )
-        del slot["task"]
+        _summarize(slot)
     return slots
 
 
@@ -224,10 +364,10 @@ def _product_batch_size() -> int:
     return JobSettings(extract_date="").batch_size
 
 
-def check(variant: str, run: dict[str, Any], manifest: datagen.Manifest) -> str:
+def check(variant: str, run: dict[str, Any], manifest: datagen.Manifest | datagen.DaysManifest) -> str:
     """Count what a consumer sees; a wrong count voids the measurement. Topics are deleted after."""
     transactional = not variant.startswith("peer")
-    expected = manifest.peer_published if not transactional else manifest.published
+    expected = manifest.published if transactional else getattr(manifest, "peer_published", 0)
     topics = [run["topic"]] + ([run["dlq_topic"]] if "dlq_topic" in run else [])
     try:
         if run.get("state", "success") != "success":

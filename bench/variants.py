@@ -127,6 +127,53 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def pipeline_days(task: dict[str, Any]) -> dict[str, Any]:
+    """The backfill benchmark's baseline: the days of ``task["days"]`` one after the other through
+    ``build_job`` + ``IngestionJob.run`` (a job per day over its part files, as one ``publish``
+    task does per file), in one warm process: what a backfill costs without a scheduler."""
+    import great_expectations  # noqa: F401
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    from kafka_ingest.batches import RunInfo
+    from kafka_ingest.pipeline.settings import JobSettings
+    from kafka_ingest.pipeline.wiring import build_job
+    from kafka_ingest.runtime.allocation import tuned_for_ingestion
+    from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
+    from kafka_ingest.topics.orders import ORDERS
+
+    spec = replace(ORDERS, topic=_topic(task))
+    days: dict[str, list[str]] = task["days"]
+    registry = SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S})
+
+    def run() -> tuple[int, int]:
+        published = dlq = 0
+        for day, files in days.items():
+            with tuned_for_ingestion():  # as the operator does, from before the job is built
+                job, _ = build_job(
+                    spec,
+                    JobSettings(extract_date=day),
+                    kafka_config={"bootstrap.servers": BOOTSTRAP},
+                    registry_client=registry,
+                    checkpoint_topic=CHECKPOINT_TOPIC,
+                    auto_register=True,
+                    metrics=TopicMetrics(spec.topic, NullSink()),
+                    run=RunInfo("bench", f"bench-{uuid.uuid4().hex[:8]}", "publish", -1, 1),
+                )
+                for summary in job.run(files):
+                    published += summary.published
+                    dlq += summary.dlq
+        return published, dlq
+
+    seconds, (published, dlq) = _timed(run)
+    return {
+        "seconds": seconds,
+        "topic": spec.topic,
+        "dlq_topic": spec.dlq_topic,
+        "published": published,
+        "dlq": dlq,
+    }
+
+
 def pipeline_dag(task: dict[str, Any], *, lineage: bool = False) -> dict[str, Any]:
     """The orders DAG through ``dag.test()``: sensor, file listing, mapped publish, report (lineage
     off unless ``pipeline_dag_lineage`` asks for it)."""
@@ -380,6 +427,7 @@ def _peer(task: dict[str, Any], *, tuned: bool) -> dict[str, Any]:
 
 VARIANTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "pipeline": pipeline,
+    "pipeline-days": pipeline_days,
     "pipeline-dag": pipeline_dag,
     "pipeline-dag-lineage": pipeline_dag_lineage,
     "limit-fastavro": limit_fastavro,

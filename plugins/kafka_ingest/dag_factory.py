@@ -87,6 +87,7 @@ def build_ingest_dag(
     topic: str | None = None,
     schedule: str | BaseTimetable | None = DAILY,
     start_date: datetime = datetime(2026, 1, 1),
+    end_date: datetime | None = None,
     max_active_runs: int = 3,
     kafka_config_id: str = "kafka_default",
     schema_registry_conn_id: str = "schema_registry_default",
@@ -101,6 +102,9 @@ def build_ingest_dag(
 
     :param topic: the topic to publish to (default: the spec's), plus ``$KAFKA_INGEST_TOPIC_SUFFIX``.
     :param kafka_config_id: the Kafka connection of this DAG (each DAG may use its own).
+    :param end_date: the last day the schedule makes runs for (none by default). A DAG over a
+        fixed set of past days (the backfill benchmark's) sets it, so unpausing it for a backfill
+        does not also start a scheduled run of today, which has no extract.
     :param sensor_timeout: how long to wait for ``_SUCCESS`` before failing the run.
     :param extracts_root: where the ``<dataset>/dt=<ds>/`` folders are (templated; default: the
         ``extracts_root`` Variable): a DAG of its own root, e.g. a test's DAG on a shared Airflow.
@@ -125,6 +129,7 @@ def build_ingest_dag(
         dag_id=dag_id,
         schedule=schedule,
         start_date=start_date,
+        end_date=end_date,
         catchup=False,
         max_active_runs=max_active_runs,
         doc_md=doc,

@@ -87,8 +87,14 @@ start_airflow_component() {
   local args
   read -r -a args <<<"$(airflow_command "$name")"
   say "$name: starting \`airflow ${args[*]}\` (log $LOGS/$name.log)"
-  # KAFKA_INGEST_WORKER_NAME makes the hostname on each task instance name its worker.
-  KAFKA_INGEST_WORKER_NAME="${name#airflow-}" launch "$name" "$AIRFLOW_BIN" "${args[@]}"
+  # KAFKA_INGEST_WORKER_NAME makes the hostname on each task instance name its worker. The Celery
+  # workers (only they: the scheduler needs none of it) preload the tasks' modules through their
+  # Celery config (AIRFLOW_WORKER_CELERY_CONFIG, scripts/stack-env.sh).
+  local preload=()
+  if [[ $name == airflow-worker-* && -n ${AIRFLOW_WORKER_CELERY_CONFIG:-} ]]; then
+    preload=("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=$AIRFLOW_WORKER_CELERY_CONFIG")
+  fi
+  KAFKA_INGEST_WORKER_NAME="${name#airflow-}" launch "$name" env "${preload[@]}" "$AIRFLOW_BIN" "${args[@]}"
 }
 
 start_airflow() {
