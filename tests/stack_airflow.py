@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,7 +32,8 @@ REGISTER_TIMEOUT_S = 180
 class AirflowServer:
     url: str
     username: str
-    password: str
+    #: Kept out of repr: a failing test's traceback shows the fixture's values.
+    password: str = field(repr=False)
 
     @classmethod
     def from_env(cls) -> AirflowServer:
