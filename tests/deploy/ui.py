@@ -10,6 +10,7 @@ and its task instances' states), since on a busy shared machine "too slow" and "
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -34,8 +35,9 @@ FINISHED = ("success", "failed")
 def open_browser(artifacts: Path) -> Iterator[Page]:
     """A headless Chromium page with long timeouts; a last full-page screenshot when it closes
     (also after a failure: ``99-last.png`` shows where the test stopped)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     assert CHROMIUM.exists(), f"{CHROMIUM} not found: make setup installs Debian's chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -190,9 +192,8 @@ def wait_for_run(server: AirflowServer, dag_id: str, run_id: str, timeout_s: flo
 
 
 def xcom(server: AirflowServer, dag_id: str, run_id: str, task_id: str) -> Any:
-    """A task's ``return_value`` XCom, deserialized (the REST API's view of what the task returned)."""
-    path = (
-        f"{run_path(dag_id, run_id)}/taskInstances/{task_id}/xcomEntries/return_value"
-        "?deserialize=true&stringify=false"
-    )
-    return server.api("GET", path)["value"]
+    """A task's ``return_value`` XCom as the task returned it (JSON-shaped values only): the
+    REST API's raw value, which is the stored JSON, as a string or already decoded."""
+    path = f"{run_path(dag_id, run_id)}/taskInstances/{task_id}/xcomEntries/return_value"
+    value = server.api("GET", path)["value"]
+    return json.loads(value) if isinstance(value, str) else value
