@@ -87,11 +87,22 @@ def build_replay_dag(
 
 
 def _params() -> dict[str, Param]:
+    """The trigger form. Every Param that may stay blank allows ``null``: the UI marks a Param
+    whose type does not include "null" as required, and refuses to Trigger while such a field is
+    empty (a blank Topic, or a Keys box typed into and cleared), which would stop the documented
+    "leave it blank for any" clicks."""
+
     def optional_text(title: str, description: str, **extra: Any) -> Param:
         return Param(None, type=["null", "string"], title=title, description=description, **extra)
 
-    def text_list(title: str, description: str) -> Param:
-        return Param([], type="array", items={"type": "string"}, title=title, description=description)
+    def text_list(title: str, description: str, **items: Any) -> Param:
+        return Param(
+            [],
+            type=["null", "array"],
+            items={"type": "string", **items},
+            title=title,
+            description=description,
+        )
 
     return {
         "dataset": Param(
@@ -101,16 +112,10 @@ def _params() -> dict[str, Param]:
             title="Dataset",
             description="Whose rules apply.",
         ),
-        "topic": Param("", type="string", title="Topic", description="Blank: the dataset's topic."),
+        "topic": optional_text("Topic", "Blank: the dataset's topic."),
         "date_from": optional_text("From date", "First source.date to replay (inclusive).", format="date"),
         "date_to": optional_text("To date", "Last source.date to replay (inclusive).", format="date"),
-        "stages": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": STAGES},
-            title="Stages",
-            description="Only envelopes rejected at these stages (empty: any).",
-        ),
+        "stages": text_list("Stages", "Only envelopes rejected at these stages (empty: any).", enum=STAGES),
         "rules": text_list("Rule names", "Only envelopes that failed any of these rules, one per line."),
         "error_types": text_list("Error types", "e.g. ExpectationFailed, RecordTooLarge (empty: any)."),
         "files": text_list("Files", "Source file names or paths (empty: any)."),
