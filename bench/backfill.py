@@ -37,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from stack_airflow import AirflowServer, wait_registered  # noqa: E402
+from stack_airflow import AirflowServer, remove_dag, wait_registered  # noqa: E402
 
 SAMPLE_INTERVAL_S = 0.2
 POLL_INTERVAL_S = 2.0
@@ -290,7 +290,7 @@ def measure(variant: str, dates: list[str], extracts_root: str, out: Path) -> di
     finally:
         sampler.stop()
         path.unlink(missing_ok=True)
-        _remove(server, dag_id)
+        remove_dag(server, dag_id)
 
 
 def _wait_runs(server: AirflowServer, dag_id: str, expected: int) -> list[dict[str, Any]]:
@@ -347,16 +347,3 @@ def _states(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         counts[run["state"]] = counts.get(run["state"], 0) + 1
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-
-
-def _remove(server: AirflowServer, dag_id: str) -> None:
-    """Pause and delete the benchmark's DAG with its runs (retried while tasks still end)."""
-    for _ in range(20):
-        try:
-            server.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
-            server.api("DELETE", f"/api/v2/dags/{dag_id}")
-            return
-        except AssertionError as exc:
-            if "-> 409" not in str(exc):
-                return
-        time.sleep(3)

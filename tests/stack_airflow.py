@@ -184,10 +184,10 @@ def stack_dag(
         yield dag
     finally:
         path.unlink(missing_ok=True)
-        _remove(server, dag_id)
+        remove_dag(server, dag_id)
 
 
-def _remove(server: AirflowServer, dag_id: str) -> None:
+def remove_dag(server: AirflowServer, dag_id: str) -> None:
     """Pauses the DAG and deletes it with its runs; a DAG with tasks still running cannot be
     deleted (409), so it is retried for a while, then left (paused, its file gone)."""
     try:
