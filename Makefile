@@ -45,9 +45,10 @@ status:
 
 # Integration tests must reach the stack: unreachable means failed, not skipped.
 # pytest exit code 5 (no tests collected) fails the target like any other.
-# The deploy suites (tests/deploy: a real browser, Celery faults) have their own targets below.
+# The slow suites have their own targets below, which CI runs too: the fault suite (test-faults)
+# and the deploy suites (tests/deploy: a real browser, Celery faults).
 test: setup up
-	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest -m "not deploy" $(PYTEST_ARGS)
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest -m "not deploy and not faults" $(PYTEST_ARGS)
 
 # The browser test of the UI on whatever executor the running stack has (make up [EXECUTOR=...]).
 test-ui: setup up
@@ -65,8 +66,8 @@ test-deploy: setup
 	$(WITH_ENV) EXECUTOR=local KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/deploy -m "deploy and not celery" $(PYTEST_ARGS)
 	$(MAKE) test-celery
 
-# Only the fault suite (part of `make test` too): it starts a private broker and registry of its
-# own, so it needs the fetched artifacts but not the shared stack.
+# The fault suite (tests/faults: SIGKILLs, zombies, broker, network and registry faults): it starts
+# a private broker and registry of its own, so it needs the fetched artifacts but not the shared stack.
 test-faults: setup
 	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/faults $(PYTEST_ARGS)
 

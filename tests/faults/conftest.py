@@ -2,8 +2,9 @@
 
 Nothing here touches the shared stack (127.0.0.1:9092/8081/8125-8126), which other engineers'
 tests use at the same time: :mod:`stack` starts a broker and a registry of this session's own on
-free ports, and they are stopped (and their data deleted) when the session ends. The suite runs
-last in ``make test`` (see :func:`pytest_collection_modifyitems`), after the shared-stack tests.
+free ports, and they are stopped (and their data deleted) when the session ends. The suite has a
+target of its own, ``make test-faults``, which CI runs after ``make test``; run in one pytest with
+other suites, it goes last (see :func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fault tests last: they start JVMs of their own, and CI runs them after everything else."""
+    """Fault tests last when collected with other suites: they start JVMs of their own."""
     items.sort(key=lambda item: HERE in Path(str(item.path)).parents)
 
 
