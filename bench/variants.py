@@ -91,10 +91,12 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     from kafka_ingest.dlq import RunInfo
     from kafka_ingest.metrics import NullSink, TopicMetrics
     from kafka_ingest.pipeline import JobSettings, summarize
+    from kafka_ingest.testing.provision import provision_topics
     from kafka_ingest.topics.orders import ORDERS
     from kafka_ingest.wiring import build_job
 
     spec = replace(ORDERS, topic=_topic(task))
+    provision_topics(BOOTSTRAP, spec, checkpoint_topic=CHECKPOINT_TOPIC)
     settings = JobSettings(
         extract_date=DATE, **({"batch_size": task["batch_size"]} if task.get("batch_size") else {})
     )
@@ -132,14 +134,18 @@ def pipeline_dag(task: dict[str, Any]) -> dict[str, Any]:
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
 
+    from kafka_ingest.checkpoints import DEFAULT_CHECKPOINT_TOPIC
     from kafka_ingest.dag_factory import build_ingest_dag
     from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+    from kafka_ingest.testing.provision import provision_topics
 
     topic = _topic(task)
     os.environ["AIRFLOW_VAR_EXTRACTS_ROOT"] = task["extracts_root"]
 
     class BenchOrdersOperator(OrdersToKafkaOperator):
         spec = replace(OrdersToKafkaOperator.spec, topic=topic)
+
+    provision_topics(BOOTSTRAP, BenchOrdersOperator.spec, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC)
 
     dag_id = topic.replace(".", "_")
     dag = build_ingest_dag(BenchOrdersOperator, dag_id=dag_id, schedule=None)
@@ -191,6 +197,14 @@ def _schema_id(topic: str) -> tuple[Any, int]:
     return schema, resolve_schema_id(client, f"{topic}-value", schema, auto_register=True)
 
 
+def _provision(topic: str) -> None:
+    """The brokers create no topics: the bench's own are provisioned like the product's."""
+    from kafka_ingest.testing.provision import provision_topics
+    from kafka_ingest.topics.orders import ORDERS
+
+    provision_topics(BOOTSTRAP, replace(ORDERS, topic=topic), checkpoint_topic=CHECKPOINT_TOPIC)
+
+
 def _produce_batches(
     topic: str,
     keys: list[bytes],
@@ -203,6 +217,7 @@ def _produce_batches(
 
     from kafka_ingest.publisher import producer_config
 
+    _provision(topic)
     producer = Producer(producer_config({"bootstrap.servers": BOOTSTRAP}, f"bench-{uuid.uuid4().hex}"))
     producer.init_transactions(60)
     produce, poll = producer.produce, producer.poll
@@ -342,6 +357,7 @@ def _peer(task: dict[str, Any], *, tuned: bool) -> dict[str, Any]:
     from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 
     topic = _topic(task)
+    _provision(topic)
     stats: dict[str, int] = {}
     options: dict[str, Any] = (
         {"synchronous": False, "delivery_callback": "bench.variants.noop_delivery"} if tuned else {}

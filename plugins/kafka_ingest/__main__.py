@@ -1,6 +1,7 @@
 """``python -m kafka_ingest <command>``: the project's developer commands.
 
 - ``scaffold``: add a topic outside the core package (docs/adding-a-topic.md).
+- ``topics ensure``: create the specs' topics, report drift, write ACLs (docs/security.md).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kafka_ingest import scaffold
+from kafka_ingest import scaffold, topics_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kafka_ingest", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     scaffold.add_command(commands)
+    topics_command.add_command(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -18,6 +18,7 @@ from kafka_ingest.dlq import RunInfo
 from kafka_ingest.encoding import make_table_encoder
 from kafka_ingest.metrics import TopicMetrics
 from kafka_ingest.pipeline import IngestionJob, JobSettings
+from kafka_ingest.provisioning import require_topics
 from kafka_ingest.publisher import producer_config
 from kafka_ingest.serde import (
     IncompatibleSchemaError,
@@ -41,7 +42,16 @@ def build_job(
     run: RunInfo,
     producer_overrides: Mapping[str, Any] | None = None,
 ) -> tuple[IngestionJob, int]:
-    """The job and the value schema id it encodes with."""
+    """The job and the value schema id it encodes with.
+
+    A publishing run first checks that its three topics exist (nothing registered, nothing read
+    otherwise): brokers do not create topics, ``topics ensure`` does.
+    """
+    checkpoints = (
+        None
+        if settings.dry_run
+        else _checked_store(spec, settings, kafka_config, checkpoint_topic, producer_overrides)
+    )
     schema = load_schema(spec.schema_path)
     if settings.dry_run:
         schema_id = _dry_run_schema_id(registry_client, spec.subject, schema)
@@ -52,17 +62,6 @@ def build_job(
         return IngestionJob(
             spec, settings, encoder=encoder, producer_factory=None, checkpoints=None, metrics=metrics, run=run
         ), schema_id
-
-    transaction_timeout_s = (
-        producer_config(kafka_config, "", producer_overrides)["transaction.timeout.ms"] / 1000
-    )
-    checkpoints = CheckpointStore(
-        checkpoint_topic,
-        client_config=dict(kafka_config),
-        # Outlast a transaction a crashed task left open: the broker aborts it after its timeout.
-        read_timeout_s=float(transaction_timeout_s) + 30.0,
-    )
-    checkpoints.ensure_topic(timeout_s=settings.timeout_s)  # the job's bound on a Kafka call, not 30 s
 
     def producer_factory(transactional_id: str) -> Producer:
         config = producer_config(kafka_config, transactional_id, producer_overrides)
@@ -79,6 +78,29 @@ def build_job(
         run=run,
     )
     return job, schema_id
+
+
+def _checked_store(
+    spec: TopicSpec,
+    settings: JobSettings,
+    kafka_config: Mapping[str, Any],
+    checkpoint_topic: str,
+    producer_overrides: Mapping[str, Any] | None,
+) -> CheckpointStore:
+    """The checkpoint store, once the run's topics are known to exist."""
+    transaction_timeout_s = (
+        producer_config(kafka_config, "", producer_overrides)["transaction.timeout.ms"] / 1000
+    )
+    checkpoints = CheckpointStore(
+        checkpoint_topic,
+        client_config=dict(kafka_config),
+        # Outlast a transaction a crashed task left open: the broker aborts it after its timeout.
+        read_timeout_s=float(transaction_timeout_s) + 30.0,
+    )
+    # The job's bound on a Kafka call, not 30 s.
+    require_topics(checkpoints.admin(), (spec.topic, spec.dlq_topic), timeout_s=settings.timeout_s)
+    checkpoints.ensure_topic(timeout_s=settings.timeout_s)
+    return checkpoints
 
 
 def _dry_run_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:

@@ -46,6 +46,7 @@ from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.publisher import BatchResult, BatchToPublish, PublishError, TransactionalPublisher
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
@@ -109,6 +110,9 @@ def run_attempt(attempt: Attempt, sink: StatsSink | None = None) -> dict[str, An
         max_dlq_ratio=None,
         timeout_s=attempt.timeout_s,
         reprocess=attempt.reprocess,
+    )
+    provision_topics(
+        attempt.endpoints.bootstrap, attempt.spec, checkpoint_topic=attempt.endpoints.checkpoint_topic
     )
     job, schema_id = build_job(
         attempt.spec,

@@ -28,6 +28,7 @@ from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.metrics import NullSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.publisher import BatchResult, BatchToPublish, TransactionalPublisher
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
 from kafka_ingest.wiring import build_job
@@ -74,6 +75,7 @@ def main(args: dict[str, Any]) -> int:
     install_crash_point(args)
     spec = replace({"orders": ORDERS, "payments": PAYMENTS}[args["dataset"]], topic=args["topic"])
     settings = JobSettings(extract_date=args["date"], batch_size=args["batch_size"], max_dlq_ratio=None)
+    provision_topics(args["bootstrap"], spec, checkpoint_topic=args["checkpoint_topic"])
     job, schema_id = build_job(
         spec,
         settings,

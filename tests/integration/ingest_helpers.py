@@ -37,6 +37,7 @@ from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.pipeline import JobSettings, summarize
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.wiring import build_job
 
 DATE = "2026-01-01"
@@ -73,6 +74,8 @@ def run_job(
     """Build the job as the operator does (``build_job``) and run it; the operator's XCom summary."""
     options = {"extract_date": DATE, "max_dlq_ratio": None, **settings}
     job_settings = JobSettings(**options)
+    if not job_settings.dry_run:
+        provision_topics(endpoints.bootstrap, spec, checkpoint_topic=endpoints.checkpoint_topic)
     job, schema_id = build_job(
         spec,
         job_settings,

@@ -14,6 +14,7 @@ from typing import Any
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 from confluent_kafka import Producer
 
+from kafka_ingest.kafka_security import with_credentials
 from kafka_ingest.publisher import producer_config
 
 
@@ -29,8 +30,10 @@ class TransactionalProducerHook(KafkaBaseHook):
         super().__init__(kafka_config_id=kafka_config_id)
 
     def client_config(self) -> dict[str, Any]:
-        """The connection's librdkafka settings (bootstrap servers, security), callbacks resolved."""
-        return dict(self._build_config())
+        """The connection's librdkafka settings (bootstrap servers, security), callbacks resolved;
+        for SASL, the connection's login and password as ``sasl.username``/``sasl.password``."""
+        connection = self.get_connection(self.kafka_config_id)
+        return with_credentials(self._build_config(), connection.login, connection.password)
 
     def create_producer(
         self,

@@ -20,7 +20,7 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -116,6 +116,7 @@ def run_day(
     from it afterwards; its topics stay, for reading after a failure.
     """
     from kafka_ingest.dag_factory import build_ingest_dag
+    from kafka_ingest.testing.provision import provision_topics
 
     spec = operator_class.spec
     if spec is None:
@@ -126,6 +127,11 @@ def run_day(
     )
     publish: Any = dag.get_task("publish")  # mapped: its arguments are in partial_kwargs
     topic = str(publish.partial_kwargs["topic"])
+    provision_topics(
+        kafka_bootstrap,
+        replace(spec, topic=topic),
+        checkpoint_topic=str(publish.partial_kwargs["checkpoint_topic"]),
+    )
     _register(dag)
     try:
         with _environment(EXTRACTS_ROOT_VARIABLE, str(extracts_root)):
