@@ -139,9 +139,23 @@ format_kafka() {
   done
 }
 
+# The mode the running nodes were started in; `up` in another mode would reuse their ports.
+kafka_mode() { echo "$KAFKA_BROKERS broker(s), $KAFKA_SECURITY"; }
+check_kafka_mode() {
+  local running="" file
+  for file in "$RUN"/kafka.pid "$RUN"/kafka-[0-9]*.pid; do
+    [[ -f $file ]] && pid_of "$(basename "$file" .pid)" >/dev/null && running=1
+  done
+  if [[ -n $running && "$(cat "$RUN/kafka.mode" 2>/dev/null)" != "$(kafka_mode)" ]]; then
+    die "kafka is running as $(cat "$RUN/kafka.mode" 2>/dev/null || echo "another mode"), not $(kafka_mode): run \`make down\` first"
+  fi
+  echo "$(kafka_mode)" >"$RUN/kafka.mode"
+}
+
 start_kafka() {
   local java=$1 node pid
   local -a jvm
+  check_kafka_mode
   make_kafka_secrets
   for node in $(kafka_nodes); do write_node_config "$node"; done
   format_kafka "$java"
@@ -174,6 +188,7 @@ stop_kafka() {
   for file in "$RUN"/kafka.pid "$RUN"/kafka-[0-9]*.pid; do
     [[ -f $file ]] && stop "$(basename "$file" .pid)"
   done
+  rm -f "$RUN/kafka.mode"
   return 0
 }
 
@@ -204,4 +219,17 @@ ensure_topics() {
   ) >"$LOGS/topics-ensure.log" 2>&1 ||
     { cat "$LOGS/topics-ensure.log" >&2; die "topics ensure failed; see $LOGS/topics-ensure.log"; }
   sed 's/^/stack: /' "$LOGS/topics-ensure.log"
+}
+
+# `scripts/stack kafka-up|kafka-down`: Kafka alone (the cluster tests run it in a stack dir of its
+# own beside the main stack, which keeps the registry, StatsD and Airflow).
+cmd_kafka_up() {
+  local kafka_java
+  kafka_java="$(java_for Kafka 17 KAFKA_JAVA)"
+  mkdir -p "$RUN" "$LOGS" "$KAFKA_DIR" "$KAFKA_INGEST_CACHE"
+  fetch_kafka
+  start_kafka "$kafka_java"
+  wait_kafka
+  ensure_topics
+  say "up: kafka $KAFKA_BOOTSTRAP ($(kafka_mode))"
 }
