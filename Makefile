@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults lint demo bench clean
+.PHONY: help setup up down status test test-unit test-faults test-cluster cluster-up cluster-down lint demo bench clean
 
 help:
-	@echo "make setup | up | down | status | test | test-unit | test-faults | lint | demo | bench | clean   (see docs/stack.md)"
+	@echo "make setup | up | down | status | test | test-unit | test-faults | test-cluster | cluster-up | cluster-down | lint | demo | bench | clean   (see docs/stack.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -52,6 +52,20 @@ test: setup up
 test-faults: setup
 	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
+# The secured 3-broker cluster (SASL_SSL, ACLs) of the cluster tests, in a stack dir and on ports of
+# its own beside the main stack (whose registry the tests use); docs/security.md.
+KAFKA_TEST_CLUSTER_BASE_PORT ?= 9292
+CLUSTER := KAFKA_BROKERS=3 KAFKA_SECURITY=sasl_ssl STACK_DIR=$(CURDIR)/.stack-cluster KAFKA_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT)
+cluster-up: setup
+	$(CLUSTER) scripts/stack kafka-up
+
+cluster-down:
+	$(CLUSTER) scripts/stack kafka-down
+
+test-cluster: setup up cluster-up
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 KAFKA_TEST_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT) \
+		$(PY) -m pytest tests/cluster -m cluster $(PYTEST_ARGS)
+
 test-unit: $(INSTALLED)
 	$(WITH_ENV) $(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
@@ -69,8 +83,8 @@ BENCH_ARGS ?=
 bench: setup up
 	$(WITH_ENV) $(PY) bench/run.py $(BENCH_ARGS)
 
-clean: down
-	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache
+clean: down cluster-down
+	rm -rf .stack .stack-cluster .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 # Adds a topic outside the core package (docs/adding-a-topic.md), e.g.

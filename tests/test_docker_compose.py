@@ -141,7 +141,9 @@ def test_schema_registry_defaults_to_backward_compatibility(services: dict[str, 
 CLUSTER = ("kafka-1", "kafka-2", "kafka-3")
 
 
-def test_the_cluster_profile_has_three_combined_nodes_with_rf_3_and_min_isr_2(services: dict[str, Any]) -> None:
+def test_the_cluster_profile_has_three_combined_nodes_with_rf_3_and_min_isr_2(
+    services: dict[str, Any],
+) -> None:
     envs = [services[name]["environment"] for name in CLUSTER]
     assert [services[name]["profiles"] for name in CLUSTER] == [["cluster"]] * 3
     assert [env["KAFKA_NODE_ID"] for env in envs] == ["1", "2", "3"]

@@ -11,12 +11,12 @@ the checkpoint topic          READ, WRITE, DESCRIBE              the checkpoint 
                                                                  on a retry (list offsets, fetch)
 TransactionalId ``kafka-ingest/`` (prefixed)  WRITE, DESCRIBE    init/commit/abort transactions
                                                                  under the project's own ids only
-group ``kafka-ingest-checkpoint-reader``  READ                   the checkpoint reader's group id
-                                                                 (offsets are never committed)
 ============================  =================================  ===============================
 
-Nothing on the cluster (no CREATE: topics come from ``topics ensure``; no IdempotentWrite: not
-needed by transactional producers since KAFKA-10619), nothing on other topics.
+Nothing on any consumer group: the checkpoint reader assigns its partition and never joins a group
+or commits an offset, so no group request is sent (measured: a checkpoint read and a resume work
+without a group ACL). Nothing on the cluster (no CREATE: topics come from ``topics ensure``; no
+IdempotentWrite: not needed by transactional producers since KAFKA-10619), nothing on other topics.
 
 The consumer principal (for downstream reads and the tests' checks) gets READ and DESCRIBE on the
 data and DLQ topics and READ on every consumer group.
@@ -40,8 +40,6 @@ from kafka_ingest.provisioning import TopicPlan
 
 #: The prefix of every transactional id the pipeline uses (``pipeline.transactional_id_for``).
 TRANSACTIONAL_ID_PREFIX = "kafka-ingest/"
-#: The group id the checkpoint reader sets (``checkpoints.CheckpointStore.load``).
-CHECKPOINT_READER_GROUP = "kafka-ingest-checkpoint-reader"
 INGEST_PRINCIPAL = "User:ingest"
 CONSUMER_PRINCIPAL = "User:consumer"
 
@@ -60,7 +58,6 @@ def ingest_grants(plans: Sequence[TopicPlan], principal: str = INGEST_PRINCIPAL)
     grants += [
         (ResourceType.TRANSACTIONAL_ID, TRANSACTIONAL_ID_PREFIX, prefixed, principal, AclOperation.WRITE),
         (ResourceType.TRANSACTIONAL_ID, TRANSACTIONAL_ID_PREFIX, prefixed, principal, AclOperation.DESCRIBE),
-        (ResourceType.GROUP, CHECKPOINT_READER_GROUP, literal, principal, AclOperation.READ),
     ]
     return grants
 

@@ -89,7 +89,6 @@ def test_the_ingest_principal_gets_write_on_its_topics_and_read_only_on_checkpoi
             ResourcePatternType.PREFIXED,
             AclOperation.DESCRIBE,
         ),
-        (ResourceType.GROUP, "kafka-ingest-checkpoint-reader", literal, AclOperation.READ),
     }
 
 

@@ -12,7 +12,8 @@ running (a zombie), so each valid row is published once whatever happens to a tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,7 @@ class ExtractToKafkaOperator(BaseOperator):
 
     def _run(self, spec: TopicSpec, context: Context) -> dict[str, Any]:
         # Heavy imports (GX, fastavro, pandas) happen here, not at DAG parse time.
+        from kafka_ingest.access import READ_WRITE, WRITE, check_kafka_access
         from kafka_ingest.allocation import tuned_for_ingestion
         from kafka_ingest.hooks.kafka import TransactionalProducerHook
         from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
@@ -155,11 +157,15 @@ class ExtractToKafkaOperator(BaseOperator):
         # Tuned from before the job is built: the task's heap (Airflow, GX, pandas) is frozen
         # before building the job's clients allocates enough to set off a full collection of it
         # (~0.2 s, measured; allocation.py).
-        with tuned_for_ingestion():
+        kafka_config = TransactionalProducerHook(self.kafka_config_id).client_config()
+        if not settings.dry_run:
+            needs = {spec.topic: WRITE, spec.dlq_topic: WRITE, self.checkpoint_topic: READ_WRITE}
+            check_kafka_access(kafka_config, self.kafka_config_id, needs=needs, timeout_s=settings.timeout_s)
+        with tuned_for_ingestion(), registry_access(self.schema_registry_conn_id):
             job, schema_id = build_job(
                 spec,
                 settings,
-                kafka_config=TransactionalProducerHook(self.kafka_config_id).client_config(),
+                kafka_config=kafka_config,
                 registry_client=SchemaRegistryHook(self.schema_registry_conn_id).get_client(),
                 checkpoint_topic=self.checkpoint_topic,
                 auto_register=self.auto_register,
@@ -185,6 +191,18 @@ class ExtractToKafkaOperator(BaseOperator):
             max_dlq_ratio=_as_optional(self.max_dlq_ratio, float),
             max_dlq_rows=_as_optional(self.max_dlq_rows, int),
         )
+
+
+@contextmanager
+def registry_access(conn_id: str) -> Iterator[None]:
+    """A registry 401/403 names the connection it came through (the subject is already named)."""
+    from kafka_ingest.access import registry_denied
+    from kafka_ingest.serde import RegistryAuthError
+
+    try:
+        yield
+    except RegistryAuthError as exc:
+        raise registry_denied(exc, conn_id) from exc
 
 
 def _as_bool(value: bool | str) -> bool:
