@@ -84,7 +84,15 @@ if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
   export AIRFLOW_CONN_KAFKA_CONSUMER="${AIRFLOW_CONN_KAFKA_CONSUMER:-$(_kafka_user consumer)}"
   unset -f _kafka_user
 fi
+# Registry auth (scripts/stack.d/registry-auth.sh): basic in the secured mode; the stack's default
+# connection is the developer (may register); production connections use the read-only `reader`.
+export SCHEMA_REGISTRY_AUTH="${SCHEMA_REGISTRY_AUTH:-$([[ $KAFKA_SECURITY == sasl_ssl ]] && echo basic || echo none)}"
+export REGISTRY_SECRETS="${REGISTRY_SECRETS:-$STACK_DIR/registry-secrets}"
 _registry_conn='{"conn_type":"schema_registry","host":"'"$SCHEMA_REGISTRY_URL"'"}'
+if [[ $SCHEMA_REGISTRY_AUTH == basic ]]; then
+  _registry_conn="$(printf '{"conn_type":"schema_registry","host":"%s","login":"developer","password":"%s"}' \
+    "$SCHEMA_REGISTRY_URL" "$(cat "$REGISTRY_SECRETS/developer.password" 2>/dev/null)")"
+fi
 export AIRFLOW_CONN_KAFKA_DEFAULT="${AIRFLOW_CONN_KAFKA_DEFAULT:-$_kafka_conn}"
 export AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT="${AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT:-$_registry_conn}"
 unset _kafka_conn _kafka_extra _registry_conn
