@@ -16,7 +16,7 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults test-cluster cluster-up cluster-down lint demo bench clean
+.PHONY: help setup up down status test test-unit test-faults test-cluster cluster-up cluster-down lint demo bench bench-cluster clean
 
 help:
 	@echo "make setup | up | down | status | test | test-unit | test-faults | test-cluster | cluster-up | cluster-down | lint | demo | bench | clean   (see docs/stack.md)"
@@ -82,6 +82,13 @@ demo: setup up
 BENCH_ARGS ?=
 bench: setup up
 	$(WITH_ENV) $(PY) bench/run.py $(BENCH_ARGS)
+
+# The pipeline on 1M CSV rows against one broker, the 3-broker cluster and the secured cluster:
+# ratio cluster/single and sasl_ssl/plaintext (needs `make up KAFKA_BROKERS=3` in another stack dir
+# or checkout, given as BENCH_CLUSTER=host:port,..., and `make cluster-up`).
+BENCH_CLUSTER ?= 127.0.0.1:9192,127.0.0.1:9194,127.0.0.1:9196
+bench-cluster: setup up cluster-up
+	$(WITH_ENV) KAFKA_TEST_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT) $(PY) bench/cluster.py --cluster '$(BENCH_CLUSTER)' $(BENCH_ARGS)
 
 clean: down cluster-down
 	rm -rf .stack .stack-cluster .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,12 @@ from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REGISTRY = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 CHECKPOINT_TOPIC = "_kafka_ingest.bench.checkpoints"
+#: The pipeline's librdkafka settings (bench/cluster.py passes a secured cluster's), and the
+#: settings that provision its topics and ACLs there (an admin's); plain bootstrap otherwise.
+KAFKA_CONFIG: dict[str, Any] = json.loads(os.environ.get("BENCH_KAFKA_CONFIG") or "{}") or {
+    "bootstrap.servers": BOOTSTRAP
+}
+ADMIN_CONFIG: dict[str, Any] = json.loads(os.environ.get("BENCH_ADMIN_CONFIG") or "{}") or KAFKA_CONFIG
 DATE = "2026-01-01"
 log = logging.getLogger("bench")
 
@@ -96,7 +102,14 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     from kafka_ingest.wiring import build_job
 
     spec = replace(ORDERS, topic=_topic(task))
-    provision_topics(BOOTSTRAP, spec, checkpoint_topic=CHECKPOINT_TOPIC)
+    provision_topics(ADMIN_CONFIG, spec, checkpoint_topic=CHECKPOINT_TOPIC)
+    if ADMIN_CONFIG is not KAFKA_CONFIG:
+        from confluent_kafka.admin import AdminClient
+
+        from kafka_ingest.acls import ensure_acls
+        from kafka_ingest.provisioning import plan_topics
+
+        ensure_acls(AdminClient(ADMIN_CONFIG), plan_topics([spec], CHECKPOINT_TOPIC))
     settings = JobSettings(
         extract_date=DATE, **({"batch_size": task["batch_size"]} if task.get("batch_size") else {})
     )
@@ -106,7 +119,7 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
             job, schema_id = build_job(
                 spec,
                 settings,
-                kafka_config={"bootstrap.servers": BOOTSTRAP},
+                kafka_config=KAFKA_CONFIG,
                 registry_client=SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S}),
                 checkpoint_topic=CHECKPOINT_TOPIC,
                 auto_register=True,

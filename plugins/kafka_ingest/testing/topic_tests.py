@@ -115,6 +115,7 @@ def run_day(
     metadata DB as the dag-processor would (``dag.test()`` runs only DAGs it knows) and is deleted
     from it afterwards; its topics stay, for reading after a failure.
     """
+    from kafka_ingest.checkpoints import DEFAULT_CHECKPOINT_TOPIC
     from kafka_ingest.dag_factory import build_ingest_dag
     from kafka_ingest.testing.provision import provision_topics
 
@@ -130,7 +131,7 @@ def run_day(
     provision_topics(
         kafka_bootstrap,
         replace(spec, topic=topic),
-        checkpoint_topic=str(publish.partial_kwargs["checkpoint_topic"]),
+        checkpoint_topic=str(publish.partial_kwargs.get("checkpoint_topic", DEFAULT_CHECKPOINT_TOPIC)),
     )
     _register(dag)
     try:
