@@ -193,7 +193,14 @@ stop_kafka() {
 }
 
 status_kafka() {
-  local node pid endpoint
+  local node pid endpoint file
+  # Nodes of another mode still running (started with other KAFKA_BROKERS/KAFKA_SECURITY).
+  for file in "$RUN"/kafka.pid "$RUN"/kafka-[0-9]*.pid; do
+    [[ -f $file ]] || continue
+    node="$(basename "$file" .pid)"
+    kafka_nodes | grep -qx "$node" && continue
+    pid="$(pid_of "$node")" && row "$node" other "running as $(cat "$RUN/kafka.mode" 2>/dev/null || echo "another mode") (pid $pid)"
+  done
   for node in $(kafka_nodes); do
     endpoint="127.0.0.1:$(node_port "$node") $KAFKA_SECURITY, controller $(node_controller_port "$node")"
     if pid="$(pid_of "$node")" && node_ready "$node"; then
