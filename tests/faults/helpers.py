@@ -55,6 +55,8 @@ from kafka_ingest.wiring import build_job
 SPECS = {"orders": ORDERS, "payments": PAYMENTS}
 FORKSERVER_PRELOAD = ["helpers", "ingest_driver", "kafka_ingest.validation", "great_expectations"]
 
+#: Set by the fault stack: the broker's direct bootstrap, which no proxy fault touches.
+DIRECT_BOOTSTRAP_ENV = "KAFKA_INGEST_FAULTS_DIRECT_BOOTSTRAP"
 #: Small client timeouts so a fault surfaces in seconds (the first attempt of a fault test uses
 #: them with ``timeout_s=3``); docs/reliability.md lists the defaults.
 FAST_TIMEOUTS = {
@@ -111,9 +113,9 @@ def run_attempt(attempt: Attempt, sink: StatsSink | None = None) -> dict[str, An
         timeout_s=attempt.timeout_s,
         reprocess=attempt.reprocess,
     )
-    provision_topics(
-        attempt.endpoints.bootstrap, attempt.spec, checkpoint_topic=attempt.endpoints.checkpoint_topic
-    )
+    # On the direct listener: provisioning is set-up, not part of the faulted path.
+    bootstrap = os.environ.get(DIRECT_BOOTSTRAP_ENV, attempt.endpoints.bootstrap)
+    provision_topics(bootstrap, attempt.spec, checkpoint_topic=attempt.endpoints.checkpoint_topic)
     job, schema_id = build_job(
         attempt.spec,
         settings,
