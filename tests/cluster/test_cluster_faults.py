@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NODES, Cluster
-from helpers import Run, assert_exactly_once
+from cluster_helpers import Run, assert_exactly_once
+from cluster_stack import NODES, Cluster
 
 from kafka_ingest.publisher import TransactionalPublisher
 from kafka_ingest.testing.samples import DayManifest, write_day

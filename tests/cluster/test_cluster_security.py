@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from cluster_helpers import DATE, Run, assert_exactly_once, read_committed
+from cluster_stack import Cluster
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import (
     AclBindingFilter,
@@ -22,8 +24,6 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
-from conftest import Cluster
-from helpers import DATE, Run, assert_exactly_once, read_committed
 
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.testing.samples import DayManifest, write_day

@@ -22,8 +22,8 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from conftest import REPO, Cluster
-from helpers import DATE, Run
+from cluster_helpers import DATE, Run
+from cluster_stack import REPO, Cluster
 
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.testing.samples import DayManifest, write_day

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from cluster_stack import Cluster
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from conftest import Cluster
 
 from kafka_ingest.dlq import RunInfo
 from kafka_ingest.metrics import NullSink, TopicMetrics
