@@ -10,6 +10,7 @@ a third with ``{"reprocess": true}`` publishes every day again, and so does a fo
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -21,8 +22,11 @@ from urllib.parse import quote
 
 import pytest
 
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.testing.topics import TopicRecord, read_topic
+from kafka_ingest.topics.orders import ORDERS
 
 AirflowServer = Any  # tests/conftest.py's (url, token(), api()); conftests are not imported by name
 
@@ -55,6 +59,9 @@ def airflow(
     suffix: str,
 ) -> Iterator[AirflowServer]:
     home = tmp_path_factory.mktemp("airflow-home")
+    provision_topics(
+        os.environ["KAFKA_BOOTSTRAP"], ORDERS, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC, suffix=suffix
+    )
     root = Path(next(iter(manifests.values())).files[0]).parents[2]
     env = {"AIRFLOW_VAR_EXTRACTS_ROOT": str(root), "KAFKA_INGEST_TOPIC_SUFFIX": suffix}
     with start_isolated_airflow(home, **env) as server:

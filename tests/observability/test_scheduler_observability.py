@@ -11,6 +11,7 @@ starts Airflow with and the DAG id: when the stack runs its own scheduler (Postg
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +24,10 @@ import pytest
 from conftest import Exporter, Receiver
 from lineage_schema import validate_event
 
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
+from kafka_ingest.topics.orders import ORDERS
 
 AirflowServer = Any  # tests/conftest.py's (url, token(), api())
 
@@ -53,6 +57,10 @@ def airflow(
     lineage_receiver: Receiver,
     statsd_exporter: Exporter,
 ) -> Iterator[AirflowServer]:
+    # Brokers never create topics: the suffixed topics are provisioned as `topics ensure` would.
+    provision_topics(
+        os.environ["KAFKA_BOOTSTRAP"], ORDERS, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC, suffix=suffix
+    )
     home = tmp_path_factory.mktemp("airflow-home")
     env = {
         "AIRFLOW_VAR_EXTRACTS_ROOT": str(Path(manifest.files[0]).parents[2]),
