@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -104,11 +103,8 @@ def private_stack(tmp_path: Path) -> Iterator[PrivateStack]:
 
 
 def publish_day(endpoints: Endpoints, spec: TopicSpec, root: Path, dataset: str) -> DayManifest:
-    """Topics made first (the broker may refuse to auto-create them), then the day, from two files."""
-    admin = AdminClient({"bootstrap.servers": endpoints.bootstrap})
-    futures = admin.create_topics([NewTopic(t, 3, 1) for t in (spec.topic, spec.dlq_topic)])
-    for future in futures.values():
-        future.result(timeout=60)
+    """The day, from two files (``up`` ran ``topics ensure``; ``run_job`` provisions the test's
+    checkpoint topic: the brokers never auto-create)."""
     day = write_day(root, dataset, DATE, rows=120, formats=("csv", "jsonl"))
     run_job(endpoints, spec, day.files)
     return day
