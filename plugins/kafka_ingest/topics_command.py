@@ -1,5 +1,5 @@
 """``python -m kafka_ingest topics ensure``: provision every spec's topics (and, with ``--acls``,
-the ingest principal's ACLs) on the cluster of a Kafka connection.
+the ingest, consumer and registry principals' ACLs) on the cluster of a Kafka connection.
 
 Specs are found the way Airflow finds the DAGs' operators: every public module of
 ``kafka_ingest.topics`` and of ``ingest_topics`` (the team's scaffolded topics), each
@@ -24,6 +24,8 @@ TOPIC_PACKAGES = ("kafka_ingest.topics", "ingest_topics")
 ADMIN_CONN_ID = "kafka_admin"
 DEFAULT_CONN_ID = "kafka_default"
 TOPIC_SUFFIX_ENV = "KAFKA_INGEST_TOPIC_SUFFIX"
+#: The registry's KafkaSQL topic prefix (scripts/stack-env.sh), for the registry principal's ACLs.
+REGISTRY_PREFIX_ENV = "SCHEMA_REGISTRY_TOPIC_PREFIX"
 
 
 def discover_specs(packages: tuple[str, ...] = TOPIC_PACKAGES) -> list[TopicSpec]:
@@ -76,7 +78,14 @@ def add_command(commands: Any) -> None:
         "--check", action="store_true", help="change nothing; exit 1 on anything missing or drifted"
     )
     ensure.add_argument(
-        "--acls", action="store_true", help="also write the ingest and consumer principals' ACLs"
+        "--acls",
+        action="store_true",
+        help="also write the ingest, consumer and registry principals' ACLs",
+    )
+    ensure.add_argument(
+        "--registry-prefix",
+        default=os.environ.get(REGISTRY_PREFIX_ENV, "_registry"),
+        help=f"the registry's KafkaSQL topic prefix (default: ${REGISTRY_PREFIX_ENV} or _registry)",
     )
     ensure.add_argument("--timeout", type=float, default=60.0, help="seconds per cluster request")
     ensure.set_defaults(run=run_ensure)
@@ -111,7 +120,10 @@ def run_ensure(args: argparse.Namespace) -> int:
     if args.acls:
         from kafka_ingest.provision.acls import ensure_acls
 
-        for line in ensure_acls(admin, plans, timeout_s=args.timeout, fix=not args.check):
+        found = ensure_acls(
+            admin, plans, registry_prefix=args.registry_prefix, timeout_s=args.timeout, fix=not args.check
+        )
+        for line in found:
             print(f"  {line}")
     sys.stdout.flush()
     return 1 if failed else 0

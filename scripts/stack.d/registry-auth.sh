@@ -37,12 +37,13 @@ registry_curl() {
 # The KafkaSQL storage's Kafka client on the secured cluster (KAFKA_SECURITY=sasl_ssl): Apicurio's
 # own apicurio.kafkasql.security.sasl.* settings only build an OAUTHBEARER JAAS line, so plain
 # Kafka client properties go through the `apicurio.kafka.common.` prefix, as environment variables
-# (the password never on a command line). It logs in as the super user `admin` for now: the
-# `registry` principal exists (SCRAM user) but `topics ensure` writes no ACLs for it yet
-# (docs/security.md).
+# (the password never on a command line). It logs in as the `registry` principal, whose ACLs
+# `topics ensure --acls` writes (run by `up` before the registry starts): its topics
+# `$SCHEMA_REGISTRY_TOPIC_PREFIX.*` and its consumer groups `$SCHEMA_REGISTRY_TOPIC_PREFIX-*`
+# (the group prefix is set on the registry's command line, start_registry; docs/security.md).
 registry_kafkasql_exports() {
   kafka_secured || return 0
   export APICURIO_KAFKA_COMMON_SECURITY_PROTOCOL=SASL_SSL APICURIO_KAFKA_COMMON_SASL_MECHANISM=SCRAM-SHA-512
-  export APICURIO_KAFKA_COMMON_SASL_JAAS_CONFIG="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(kafka_password admin)\";"
+  export APICURIO_KAFKA_COMMON_SASL_JAAS_CONFIG="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"registry\" password=\"$(kafka_password registry)\";"
   export APICURIO_KAFKA_COMMON_SSL_TRUSTSTORE_TYPE=PEM "APICURIO_KAFKA_COMMON_SSL_TRUSTSTORE_LOCATION=$KAFKA_SECRETS/ca.pem"
 }

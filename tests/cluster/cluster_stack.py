@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,17 @@ CLUSTER_ENV = {
 NODES = ("kafka-1", "kafka-2", "kafka-3")
 
 
-def cluster_environment() -> dict[str, str]:
-    """The stack's environment in cluster mode (not this session's, which is the main stack's)."""
-    keep = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("KAFKA_BOOTSTRAP", "KAFKA_SECRETS", "AIRFLOW_CONN_KAFKA"))
-    }
+def cluster_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The stack's environment in cluster mode (not this session's, which is the main stack's);
+    ``overrides`` (e.g. a registry's ports of its own) are set before stack-env.sh derives the
+    rest, so the registry's URL and connection follow them."""
+    derived = ("KAFKA_BOOTSTRAP", "KAFKA_SECRETS", "AIRFLOW_CONN_KAFKA", "REGISTRY_SECRETS")
+    if overrides:
+        derived += ("SCHEMA_REGISTRY_URL", "SCHEMA_REGISTRY_AUTH", "AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT")
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(derived)}
     script = f'. "{REPO}/scripts/stack-env.sh" && env -0'
-    out = subprocess.run(["bash", "-c", script], env={**keep, **CLUSTER_ENV}, check=True, capture_output=True)
+    env = {**keep, **CLUSTER_ENV, **(overrides or {})}
+    out = subprocess.run(["bash", "-c", script], env=env, check=True, capture_output=True)
     return dict(entry.partition("=")[::2] for entry in out.stdout.decode().split("\0") if "=" in entry)
 
 

@@ -20,6 +20,14 @@ IdempotentWrite: not needed by transactional producers since KAFKA-10619), nothi
 
 The consumer principal (for downstream reads and the tests' checks) gets READ and DESCRIBE on the
 data and DLQ topics and READ on every consumer group.
+
+The registry principal (Apicurio's KafkaSQL storage, when a registry topic prefix is given) gets,
+on the topics named ``<prefix>.`` (prefixed: its journal, snapshots and events topics), READ,
+WRITE, DESCRIBE, DESCRIBE_CONFIGS and CREATE: it creates them itself at start (auto-create is off
+on the brokers), checks their configs so no schema can be deleted by retention, writes every change
+to the journal and reads it all back. On the groups named ``<prefix>-`` (prefixed) it gets READ:
+KafkaSQL joins a new group on every start (``apicurio.kafkasql.consumer.group-prefix`` plus a
+random id, so the whole journal is replayed). Nothing else: no other topic, no cluster operation.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from kafka_ingest.provision.topics import TopicPlan
 TRANSACTIONAL_ID_PREFIX = "kafka-ingest/"
 INGEST_PRINCIPAL = "User:ingest"
 CONSUMER_PRINCIPAL = "User:consumer"
+REGISTRY_PRINCIPAL = "User:registry"
 
 _Grant = tuple[ResourceType, str, ResourcePatternType, str, AclOperation]
 
@@ -76,6 +85,33 @@ def consumer_grants(plans: Sequence[TopicPlan], principal: str = CONSUMER_PRINCI
     return grants
 
 
+def registry_topic_prefix(prefix: str) -> str:
+    """The prefix of the registry's topics (``_registry`` -> ``_registry.journal`` ...)."""
+    return f"{prefix}."
+
+
+def registry_group_prefix(prefix: str) -> str:
+    """The prefix of the registry's consumer groups (Apicurio's group prefix, scripts/stack)."""
+    return f"{prefix}-"
+
+
+def registry_grants(prefix: str, principal: str = REGISTRY_PRINCIPAL) -> list[_Grant]:
+    """What Apicurio's KafkaSQL storage needs with its topics named ``<prefix>.*``."""
+    prefixed = ResourcePatternType.PREFIXED
+    topic_ops = (
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.DESCRIBE,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.CREATE,
+    )
+    grants: list[_Grant] = [
+        (ResourceType.TOPIC, registry_topic_prefix(prefix), prefixed, principal, op) for op in topic_ops
+    ]
+    grants.append((ResourceType.GROUP, registry_group_prefix(prefix), prefixed, principal, AclOperation.READ))
+    return grants
+
+
 def bindings(grants: Iterable[_Grant]) -> list[AclBinding]:
     return [
         AclBinding(kind, name, pattern, principal, "*", operation, AclPermissionType.ALLOW)
@@ -89,14 +125,22 @@ def ensure_acls(
     *,
     ingest: str = INGEST_PRINCIPAL,
     consumer: str = CONSUMER_PRINCIPAL,
+    registry_prefix: str | None = None,
+    registry: str = REGISTRY_PRINCIPAL,
     fix: bool = True,
     timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the declared ACLs that are missing (creating is idempotent); report, never delete,
-    any other ACL of these principals. One line per finding."""
-    wanted = bindings([*ingest_grants(plans, ingest), *consumer_grants(plans, consumer)])
+    any other ACL of these principals. One line per finding. With ``registry_prefix`` (the
+    registry's topic prefix) the registry principal's grants too."""
+    grants = [*ingest_grants(plans, ingest), *consumer_grants(plans, consumer)]
+    principals = [ingest, consumer]
+    if registry_prefix is not None:
+        grants += registry_grants(registry_prefix, registry)
+        principals.append(registry)
+    wanted = bindings(grants)
     existing = set()
-    for principal in (ingest, consumer):
+    for principal in principals:
         found = admin.describe_acls(
             AclBindingFilter(
                 ResourceType.ANY,

@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
-from kafka_ingest.provision.acls import TRANSACTIONAL_ID_PREFIX, consumer_grants, ingest_grants
+from kafka_ingest.provision.acls import (
+    REGISTRY_PRINCIPAL,
+    TRANSACTIONAL_ID_PREFIX,
+    consumer_grants,
+    ingest_grants,
+    registry_grants,
+)
 from kafka_ingest.provision.security import redacted, with_credentials
 from kafka_ingest.provision.topics import effective, plan_topics
 from kafka_ingest.publish.checkpoints import transactional_id_for
@@ -111,6 +117,31 @@ def test_every_transactional_id_the_pipeline_uses_is_under_the_granted_prefix() 
 def test_the_consumer_principal_reads_data_and_dlq_but_not_checkpoints() -> None:
     names = {name for kind, name, *_ in consumer_grants(plan_topics([replace(ORDERS, topic="t")], "_cp"))}
     assert names == {"t", "t.dlq", "*"}
+
+
+def test_the_registry_principal_gets_its_prefixed_topics_and_groups_and_nothing_else() -> None:
+    grants = registry_grants("_registry")
+
+    topics = {
+        op
+        for kind, name, pattern, _, op in grants
+        if (kind, name, pattern) == (ResourceType.TOPIC, "_registry.", ResourcePatternType.PREFIXED)
+    }
+    groups = {
+        op
+        for kind, name, pattern, _, op in grants
+        if (kind, name, pattern) == (ResourceType.GROUP, "_registry-", ResourcePatternType.PREFIXED)
+    }
+    assert topics == {
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.DESCRIBE,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.CREATE,
+    }
+    assert groups == {AclOperation.READ}
+    assert len(grants) == 6
+    assert {principal for *_, principal, _ in grants} == {REGISTRY_PRINCIPAL}
 
 
 def test_the_connections_password_field_becomes_the_sasl_password() -> None:
