@@ -10,16 +10,26 @@
 REGISTRY_USERS=(reader:sr-readonly developer:sr-developer admin:sr-admin)
 
 # Exports Apicurio's auth settings into the environment of the registry about to be launched.
+# The users' passwords, made once.
+make_registry_secrets() {
+  [[ $SCHEMA_REGISTRY_AUTH == basic ]] || return 0
+  local entry user
+  mkdir -p "$REGISTRY_SECRETS" && chmod 700 "$REGISTRY_SECRETS"
+  for entry in "${REGISTRY_USERS[@]}"; do
+    user=${entry%%:*}
+    [[ -s $REGISTRY_SECRETS/$user.password ]] || (umask 077 && openssl rand -hex 24 >"$REGISTRY_SECRETS/$user.password")
+  done
+}
+
 registry_auth_exports() {
   [[ $SCHEMA_REGISTRY_AUTH == basic ]] || return 0
   local entry user role
-  mkdir -p "$REGISTRY_SECRETS" && chmod 700 "$REGISTRY_SECRETS"
+  make_registry_secrets
   export APICURIO_AUTH_ENABLED=true QUARKUS_HTTP_AUTH_BASIC=true
   export QUARKUS_SECURITY_USERS_EMBEDDED_ENABLED=true QUARKUS_SECURITY_USERS_EMBEDDED_PLAIN_TEXT=true
   export APICURIO_AUTH_ROLE_BASED_AUTHORIZATION=true APICURIO_AUTHN_BASIC_CLIENT_CREDENTIALS_ENABLED=false
   for entry in "${REGISTRY_USERS[@]}"; do
     user=${entry%%:*} role=${entry#*:}
-    [[ -s $REGISTRY_SECRETS/$user.password ]] || (umask 077 && openssl rand -hex 24 >"$REGISTRY_SECRETS/$user.password")
     export "QUARKUS_SECURITY_USERS_EMBEDDED_USERS_${user^^}=$(<"$REGISTRY_SECRETS/$user.password")"
     export "QUARKUS_SECURITY_USERS_EMBEDDED_ROLES_${user^^}=$role"
   done
