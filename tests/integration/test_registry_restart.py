@@ -123,7 +123,7 @@ def test_every_record_of_a_day_decodes_to_its_own_type_after_the_stack_restarts(
     up_s = private_stack.run("up")
     print(f"scripts/stack up after down: {up_s:.1f}s")
 
-    registry = SchemaRegistryClient({"url": private_stack.registry_url})  # nothing cached
+    registry = SchemaRegistryClient({"url": private_stack.registry_url, "timeout": 120})  # nothing cached
     decode = AvroDeserializer(registry)
     for spec, day in days:
         records = read_topic(private_stack.bootstrap, spec.topic)
