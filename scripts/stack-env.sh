@@ -37,18 +37,18 @@ export KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
 export KAFKA_CLUSTER_BASE_PORT="${KAFKA_CLUSTER_BASE_PORT:-9192}"
 export KAFKA_SECRETS="${KAFKA_SECRETS:-$STACK_DIR/kafka-secrets}"
 
-# Derived endpoints.
-if [[ -z ${KAFKA_BOOTSTRAP:-} ]]; then
-  if ((KAFKA_BROKERS > 1)); then
-    for ((_i = 0; _i < KAFKA_BROKERS; _i++)); do
-      KAFKA_BOOTSTRAP+="${KAFKA_BOOTSTRAP:+,}127.0.0.1:$((KAFKA_CLUSTER_BASE_PORT + 2 * _i))"
-    done
-    unset _i
-  else
-    KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-  fi
+# Derived endpoints. Every variable is exported as `export NAME=...` on one line: a private stack
+# (tests/integration/test_registry_restart.py) finds the names to move or drop by that pattern.
+_bootstrap="127.0.0.1:$KAFKA_PORT"
+if ((KAFKA_BROKERS > 1)); then
+  _bootstrap=""
+  for ((_i = 0; _i < KAFKA_BROKERS; _i++)); do
+    _bootstrap+="${_bootstrap:+,}127.0.0.1:$((KAFKA_CLUSTER_BASE_PORT + 2 * _i))"
+  done
+  unset _i
 fi
-export KAFKA_BOOTSTRAP
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-$_bootstrap}"
+unset _bootstrap
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7}"
 export SCHEMA_REGISTRY_COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}"
 # The registry keeps its schemas on the stack's Kafka (Apicurio KafkaSQL storage), in the topics

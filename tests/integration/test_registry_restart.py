@@ -58,7 +58,7 @@ class PrivateStack:
 
     def __init__(self, stack_dir: Path) -> None:
         self.dir = stack_dir
-        exported = set(re.findall(r"^export (\w+)=", STACK_ENV.read_text(), re.MULTILINE))
+        exported = set(re.findall(r"^\s*export (\w+)", STACK_ENV.read_text(), re.MULTILINE))
         drop = (exported - SHARED_SETTINGS) | {"KAFKA_INGEST_STACK_ENV"}
         self.env = {name: value for name, value in os.environ.items() if name not in drop}
         self.env["STACK_DIR"] = str(stack_dir)

@@ -15,6 +15,7 @@ on a broker that will never create it (``auto.create.topics.enable=false``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,7 +172,31 @@ def _create(
                 raise
         notes = [describe(plan, brokers), *effective(plan.settings, brokers)[2]]
         outcomes[name] = Outcome(name, "created", notes)
+    _wait_visible(admin, [plan.name for plan in plans], timeout_s)
     return outcomes
+
+
+def _wait_visible(admin: AdminClient, names: Sequence[str], timeout_s: float) -> None:
+    """Until each new topic has its partitions and their leaders in the brokers' metadata.
+
+    CreateTopics answers once the controller has committed the topic; a broker's metadata cache
+    follows a moment later (seconds on a loaded machine), and until then the topic reads as
+    unknown: a run started right after provisioning would fail as if it were missing (seen in
+    tests/integration/test_registry_restart.py). Past the bound the caller's own checks speak.
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = list(names)
+    while pending and time.monotonic() < deadline:
+        topic = admin.list_topics(topic=pending[0], timeout=timeout_s).topics.get(pending[0])
+        if (
+            topic is not None
+            and topic.error is None
+            and topic.partitions
+            and all(p.leader >= 0 for p in topic.partitions.values())
+        ):
+            pending.pop(0)
+        else:
+            time.sleep(0.2)
 
 
 def _compare(
