@@ -127,22 +127,19 @@ def test_the_registry_principal_has_only_its_declared_acls(
     cluster: Cluster, secured_registry: SecuredRegistry
 ) -> None:
     prefix = secured_registry.env["SCHEMA_REGISTRY_TOPIC_PREFIX"]
-    found = (
-        cluster.admin()
-        .describe_acls(
-            AclBindingFilter(
-                ResourceType.ANY,
-                None,  # type: ignore[arg-type]  # any name
-                ResourcePatternType.ANY,
-                REGISTRY_PRINCIPAL,
-                None,  # type: ignore[arg-type]  # any host
-                AclOperation.ANY,
-                AclPermissionType.ANY,
-            ),
-            request_timeout=30,
-        )
-        .result(timeout=30)
-    )
+    admin = cluster.admin()  # kept: a client collected before its future resolves destroys it
+    found = admin.describe_acls(
+        AclBindingFilter(
+            ResourceType.ANY,
+            None,  # type: ignore[arg-type]  # any name
+            ResourcePatternType.ANY,
+            REGISTRY_PRINCIPAL,
+            None,  # type: ignore[arg-type]  # any host
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        ),
+        request_timeout=30,
+    ).result(timeout=30)
 
     assert set(found) == set(bindings(registry_grants(prefix)))
     assert secured_registry.kafka_login() == "registry"
