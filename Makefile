@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy lint demo bench bench-backfill clean
+.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy test-cluster cluster-up cluster-down lint demo bench bench-backfill bench-cluster clean
 
 help:
-	@echo "make setup | up [EXECUTOR=local|celery] | down | status | test | test-unit | test-faults | test-observability | test-deploy | lint | demo | bench | bench-backfill | clean   (see docs/stack.md, docs/deploy.md)"
+	@echo "make setup | up [EXECUTOR=local|celery] [KAFKA_BROKERS=3] [KAFKA_SECURITY=sasl_ssl] | down | status | test | test-unit | test-faults | test-observability | test-deploy | test-cluster | cluster-up | cluster-down | lint | demo | bench | bench-backfill | bench-cluster | clean   (see docs/stack.md, docs/deploy.md, docs/security.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -45,10 +45,11 @@ status:
 
 # Integration tests must reach the stack: unreachable means failed, not skipped.
 # pytest exit code 5 (no tests collected) fails the target like any other.
-# The slow suites have their own targets below, which CI runs too: the fault suite (test-faults)
-# and the deploy suites (tests/deploy: a real browser, Celery faults).
+# The slow suites have their own targets below, which CI runs too: the fault suite (test-faults),
+# the deploy suites (tests/deploy: a real browser, Celery faults) and the secured cluster's
+# (tests/cluster).
 test: setup up
-	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest -m "not deploy and not faults" $(PYTEST_ARGS)
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest -m "not deploy and not faults and not cluster" $(PYTEST_ARGS)
 
 # The browser test of the UI on whatever executor the running stack has (make up [EXECUTOR=...]).
 test-ui: setup up
@@ -76,8 +77,22 @@ test-faults: setup
 test-observability: setup up
 	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 $(PY) -m pytest tests/observability $(PYTEST_ARGS)
 
+# The secured 3-broker cluster (SASL_SSL, ACLs) of the cluster tests, in a stack dir and on ports of
+# its own beside the main stack (whose registry the tests use); docs/security.md.
+KAFKA_TEST_CLUSTER_BASE_PORT ?= 9292
+CLUSTER := KAFKA_BROKERS=3 KAFKA_SECURITY=sasl_ssl STACK_DIR=$(CURDIR)/.stack-cluster KAFKA_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT)
+cluster-up: setup
+	$(CLUSTER) scripts/stack kafka-up
+
+cluster-down:
+	$(CLUSTER) scripts/stack kafka-down
+
+test-cluster: setup up cluster-up
+	$(WITH_ENV) KAFKA_INGEST_REQUIRE_STACK=1 KAFKA_TEST_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT) \
+		$(PY) -m pytest tests/cluster -m cluster $(PYTEST_ARGS)
+
 test-unit: $(INSTALLED)
-	$(WITH_ENV) $(PY) -m pytest -m "not integration and not deploy" $(PYTEST_ARGS)
+	$(WITH_ENV) $(PY) -m pytest -m "not integration and not deploy and not cluster" $(PYTEST_ARGS)
 
 # lint-imports: the package's import layers (pyproject.toml [tool.importlinter], docs/architecture.md).
 lint: $(INSTALLED)
@@ -101,10 +116,19 @@ bench: setup up
 bench-backfill: setup up
 	$(WITH_ENV) $(PY) bench/run.py --only pipeline-days,backfill-local,backfill-celery $(BENCH_ARGS)
 
-# Also deletes the stack's data: Kafka's log dirs, the PostgreSQL cluster, Redis, the secrets.
-clean: down
+
+# The pipeline on 1M CSV rows against one broker, the 3-broker cluster and the secured cluster:
+# ratio cluster/single and sasl_ssl/plaintext (needs `make up KAFKA_BROKERS=3` in another stack dir
+# or checkout, given as BENCH_CLUSTER=host:port,..., and `make cluster-up`).
+BENCH_CLUSTER ?= 127.0.0.1:9192,127.0.0.1:9194,127.0.0.1:9196
+bench-cluster: setup up cluster-up
+	$(WITH_ENV) KAFKA_TEST_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT) $(PY) bench/cluster.py --cluster '$(BENCH_CLUSTER)' $(BENCH_ARGS)
+
+# Also deletes the stack's data: Kafka's log dirs, the PostgreSQL cluster, Redis, the secrets, and
+# the cluster tests' stack dir.
+clean: down cluster-down
 	$(WITH_ENV) rm -rf "$$STACK_DIR"
-	rm -rf .stack .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .stack .stack-cluster .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 # Adds a topic outside the core package (docs/adding-a-topic.md), e.g.

@@ -30,6 +30,12 @@ from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 REGISTRY = os.environ.get("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
 CHECKPOINT_TOPIC = "_kafka_ingest.bench.checkpoints"
+#: The pipeline's librdkafka settings (bench/cluster.py passes a secured cluster's), and the
+#: settings that provision its topics and ACLs there (an admin's); plain bootstrap otherwise.
+KAFKA_CONFIG: dict[str, Any] = json.loads(os.environ.get("BENCH_KAFKA_CONFIG") or "{}") or {
+    "bootstrap.servers": BOOTSTRAP
+}
+ADMIN_CONFIG: dict[str, Any] = json.loads(os.environ.get("BENCH_ADMIN_CONFIG") or "{}") or KAFKA_CONFIG
 DATE = "2026-01-01"
 log = logging.getLogger("bench")
 
@@ -93,9 +99,18 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
     from kafka_ingest.pipeline.wiring import build_job
     from kafka_ingest.runtime.allocation import tuned_for_ingestion
     from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
+    from kafka_ingest.testing.provision import provision_topics
     from kafka_ingest.topics.orders import ORDERS
 
     spec = replace(ORDERS, topic=_topic(task))
+    provision_topics(ADMIN_CONFIG, spec, checkpoint_topic=CHECKPOINT_TOPIC)
+    if ADMIN_CONFIG is not KAFKA_CONFIG:
+        from confluent_kafka.admin import AdminClient
+
+        from kafka_ingest.provision.acls import ensure_acls
+        from kafka_ingest.provision.topics import plan_topics
+
+        ensure_acls(AdminClient(ADMIN_CONFIG), plan_topics([spec], CHECKPOINT_TOPIC))
     settings = JobSettings(
         extract_date=DATE, **({"batch_size": task["batch_size"]} if task.get("batch_size") else {})
     )
@@ -105,7 +120,7 @@ def pipeline(task: dict[str, Any]) -> dict[str, Any]:
             job, schema_id = build_job(
                 spec,
                 settings,
-                kafka_config={"bootstrap.servers": BOOTSTRAP},
+                kafka_config=KAFKA_CONFIG,
                 registry_client=SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S}),
                 checkpoint_topic=CHECKPOINT_TOPIC,
                 auto_register=True,
@@ -187,12 +202,16 @@ def pipeline_dag(task: dict[str, Any], *, lineage: bool = False) -> dict[str, An
 
     from kafka_ingest.dag_factory import build_ingest_dag
     from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+    from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+    from kafka_ingest.testing.provision import provision_topics
 
     topic = _topic(task)
     os.environ["AIRFLOW_VAR_EXTRACTS_ROOT"] = task["extracts_root"]
 
     class BenchOrdersOperator(OrdersToKafkaOperator):
         spec = replace(OrdersToKafkaOperator.spec, topic=topic)
+
+    provision_topics(BOOTSTRAP, BenchOrdersOperator.spec, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC)
 
     dag_id = topic.replace(".", "_")
     dag = build_ingest_dag(BenchOrdersOperator, dag_id=dag_id, schedule=None)
@@ -258,6 +277,14 @@ def _schema_id(topic: str) -> tuple[Any, int]:
     return schema, resolve_schema_id(client, f"{topic}-value", schema, auto_register=True)
 
 
+def _provision(topic: str) -> None:
+    """The brokers create no topics: the bench's own are provisioned like the product's."""
+    from kafka_ingest.testing.provision import provision_topics
+    from kafka_ingest.topics.orders import ORDERS
+
+    provision_topics(BOOTSTRAP, replace(ORDERS, topic=topic), checkpoint_topic=CHECKPOINT_TOPIC)
+
+
 def _produce_batches(
     topic: str,
     keys: list[bytes],
@@ -270,6 +297,7 @@ def _produce_batches(
 
     from kafka_ingest.publish.config import producer_config
 
+    _provision(topic)
     producer = Producer(producer_config({"bootstrap.servers": BOOTSTRAP}, f"bench-{uuid.uuid4().hex}"))
     producer.init_transactions(60)
     produce, poll = producer.produce, producer.poll
@@ -409,6 +437,7 @@ def _peer(task: dict[str, Any], *, tuned: bool) -> dict[str, Any]:
     from airflow.providers.apache.kafka.operators.produce import ProduceToTopicOperator
 
     topic = _topic(task)
+    _provision(topic)
     stats: dict[str, int] = {}
     options: dict[str, Any] = (
         {"synchronous": False, "delivery_callback": "bench.variants.noop_delivery"} if tuned else {}

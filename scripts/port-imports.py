@@ -45,6 +45,11 @@ MOVES: dict[str, str | dict[str, str]] = {
         "*": "publish.transactions",
     },
     "wiring": "pipeline.wiring",
+    # h22 (issue #22) was built on the flat layout: its topology modules went to provision/.
+    "provisioning": "provision.topics",
+    "acls": "provision.acls",
+    "access": "provision.access",
+    "kafka_security": "provision.security",
     "pipeline": {
         "transactional_id_for": "publish.checkpoints",
         "JobSettings": "pipeline.settings",

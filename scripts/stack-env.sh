@@ -29,8 +29,26 @@ export AIRFLOW_API_PORT="${AIRFLOW_API_PORT:-8080}"
 export AIRFLOW_WORKER_LOG_PORT="${AIRFLOW_WORKER_LOG_PORT:-8793}"
 export AIRFLOW_TRIGGERER_LOG_PORT="${AIRFLOW_TRIGGERER_LOG_PORT:-8794}"
 
-# Derived endpoints.
-export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$KAFKA_PORT}"
+# Kafka's shape (docs/stack.md, docs/security.md): KAFKA_BROKERS=1 (one node on KAFKA_PORT) or 3
+# (nodes on KAFKA_CLUSTER_BASE_PORT, +2, +4; each controller on its port + 1); KAFKA_SECURITY=
+# plaintext or sasl_ssl (TLS with the stack's own CA, SCRAM-SHA-512 users, ACLs).
+export KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
+export KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+export KAFKA_CLUSTER_BASE_PORT="${KAFKA_CLUSTER_BASE_PORT:-9192}"
+export KAFKA_SECRETS="${KAFKA_SECRETS:-$STACK_DIR/kafka-secrets}"
+
+# Derived endpoints. Every variable is exported as `export NAME=...` on one line: a private stack
+# (tests/integration/test_registry_restart.py) finds the names to move or drop by that pattern.
+_bootstrap="127.0.0.1:$KAFKA_PORT"
+if ((KAFKA_BROKERS > 1)); then
+  _bootstrap=""
+  for ((_i = 0; _i < KAFKA_BROKERS; _i++)); do
+    _bootstrap+="${_bootstrap:+,}127.0.0.1:$((KAFKA_CLUSTER_BASE_PORT + 2 * _i))"
+  done
+  unset _i
+fi
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-$_bootstrap}"
+unset _bootstrap
 export SCHEMA_REGISTRY_URL="${SCHEMA_REGISTRY_URL:-http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7}"
 export SCHEMA_REGISTRY_COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}"
 # The registry keeps its schemas on the stack's Kafka (Apicurio KafkaSQL storage), in the topics
@@ -112,11 +130,34 @@ export AIRFLOW__METRICS__STATSD_PORT="${AIRFLOW__METRICS__STATSD_PORT:-$STATSD_P
 export AIRFLOW__METRICS__STATSD_PREFIX="${AIRFLOW__METRICS__STATSD_PREFIX:-airflow}"
 
 # Connections and variables read by the DAGs (same ids in docker-compose.yml).
-_kafka_conn='{"conn_type":"kafka","extra":{"bootstrap.servers":"'"$KAFKA_BOOTSTRAP"'"}}'
+# Secured, the password goes in the connection's password field (read from the stack's generated
+# secrets; hooks/kafka.py maps it to sasl.password), the rest in its extra; `kafka_admin` (used by
+# `topics ensure` to create topics and write ACLs) logs in as the super user.
+_kafka_extra='"bootstrap.servers":"'"$KAFKA_BOOTSTRAP"'"'
+_kafka_conn='{"conn_type":"kafka","extra":{'"$_kafka_extra"'}}'
+if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+  _kafka_extra+=',"security.protocol":"SASL_SSL","sasl.mechanism":"SCRAM-SHA-512","ssl.ca.location":"'"$KAFKA_SECRETS/ca.pem"'"'
+  _kafka_user() {
+    printf '{"conn_type":"kafka","login":"%s","password":"%s","extra":{%s}}' \
+      "$1" "$(cat "$KAFKA_SECRETS/$1.password" 2>/dev/null)" "$_kafka_extra"
+  }
+  _kafka_conn="$(_kafka_user ingest)"
+  export AIRFLOW_CONN_KAFKA_ADMIN="${AIRFLOW_CONN_KAFKA_ADMIN:-$(_kafka_user admin)}"
+  export AIRFLOW_CONN_KAFKA_CONSUMER="${AIRFLOW_CONN_KAFKA_CONSUMER:-$(_kafka_user consumer)}"
+  unset -f _kafka_user
+fi
+# Registry auth (scripts/stack.d/registry-auth.sh): basic in the secured mode; the stack's default
+# connection is the developer (may register); production connections use the read-only `reader`.
+export SCHEMA_REGISTRY_AUTH="${SCHEMA_REGISTRY_AUTH:-$([[ $KAFKA_SECURITY == sasl_ssl ]] && echo basic || echo none)}"
+export REGISTRY_SECRETS="${REGISTRY_SECRETS:-$STACK_DIR/registry-secrets}"
 _registry_conn='{"conn_type":"schema_registry","host":"'"$SCHEMA_REGISTRY_URL"'"}'
+if [[ $SCHEMA_REGISTRY_AUTH == basic ]]; then
+  _registry_conn="$(printf '{"conn_type":"schema_registry","host":"%s","login":"developer","password":"%s"}' \
+    "$SCHEMA_REGISTRY_URL" "$(cat "$REGISTRY_SECRETS/developer.password" 2>/dev/null)")"
+fi
 export AIRFLOW_CONN_KAFKA_DEFAULT="${AIRFLOW_CONN_KAFKA_DEFAULT:-$_kafka_conn}"
 export AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT="${AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT:-$_registry_conn}"
-unset _kafka_conn _registry_conn
+unset _kafka_conn _kafka_extra _registry_conn
 export AIRFLOW_VAR_EXTRACTS_ROOT="${AIRFLOW_VAR_EXTRACTS_ROOT:-$REPO/samples/extracts}"
 
 # Marks the environment as loaded (tests/conftest.py sources this file when it is absent).

@@ -5,7 +5,8 @@
 Airflow instead of starting one: it writes a DAG file of its own (a unique ``dag_id``, topic and
 extracts root, built by the production ``build_ingest_dag``) into the stack's ``test-dags``
 bundle, which the dag-processor rescans every few seconds, and removes it (and the DAG's runs)
-at the end. No state is shared with other tests or with ``make demo``.
+at the end. No state is shared with other tests or with ``make demo``. The brokers never create
+topics (#22), so the DAG's topics are provisioned first, as ``topics ensure`` would.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from kafka_ingest.operators import datasets
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+from kafka_ingest.testing.provision import provision_topics
 
 #: How long the dag-processor may take to register a new DAG file (bundle refresh 5 s + a parse
 #: of a few seconds; far longer on a busy 2-core machine).
@@ -169,10 +174,15 @@ def stack_dag(
     server: AirflowServer, test_name: str, extracts_root: Path, *, operator: str = "OrdersToKafkaOperator"
 ) -> Iterator[StackDag]:
     """A DAG of the test's own in the stack's ``test-dags`` bundle, registered and unpaused-ready
-    (new DAGs start paused); removed with its runs afterwards."""
+    (new DAGs start paused); removed with its runs afterwards. Its data and DLQ topics (the
+    operator's spec's topic + ``.it-<suffix>``) are created first."""
     suffix = uuid.uuid4().hex[:8]
     dag_id = f"it_{suffix}"
-    dag = StackDag(server, dag_id, f"shopping.order.created.it-{suffix}", extracts_root)
+    spec = getattr(datasets, operator).spec
+    dag = StackDag(server, dag_id, f"{spec.topic}.it-{suffix}", extracts_root)
+    provision_topics(
+        os.environ["KAFKA_BOOTSTRAP"], spec, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC, suffix=f".it-{suffix}"
+    )
     path = Path(os.environ["AIRFLOW_TEST_DAGS"]) / f"{dag_id}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     source = DAG_TEMPLATE.format(

@@ -151,9 +151,14 @@ def test_airflow_has_the_same_connections_variables_and_metrics_settings_as_the_
     assert env["AIRFLOW__METRICS__STATSD_HOST"] == "statsd"
 
 
+def compose_defaults(text: str) -> str:
+    """``${VAR:-default}`` as Compose expands it when VAR is unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+
+
 def test_connections_point_at_the_compose_kafka_and_registry(services: dict[str, Any]) -> None:
     env = services["airflow-scheduler"]["environment"]
-    kafka = json.loads(env["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    kafka = json.loads(compose_defaults(env["AIRFLOW_CONN_KAFKA_DEFAULT"]))
     registry = json.loads(env["AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT"])
 
     assert kafka["conn_type"] == "kafka"
@@ -163,6 +168,7 @@ def test_connections_point_at_the_compose_kafka_and_registry(services: dict[str,
 
 def test_kafka_is_a_single_kraft_node_that_serves_transactions(services: dict[str, Any]) -> None:
     env = services["kafka"]["environment"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
     assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
@@ -191,3 +197,35 @@ def test_schema_registry_keeps_its_schemas_in_that_kafka(services: dict[str, Any
     assert env["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"].split(":")[0] == "kafka"
     assert env["SCHEMA_REGISTRY_KAFKASTORE_TOPIC"] == "_schemas"
     assert services["schema-registry"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+CLUSTER = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def test_the_cluster_profile_has_three_combined_nodes_with_rf_3_and_min_isr_2(
+    services: dict[str, Any],
+) -> None:
+    envs = [services[name]["environment"] for name in CLUSTER]
+    assert [services[name]["profiles"] for name in CLUSTER] == [["cluster"]] * 3
+    assert [env["KAFKA_NODE_ID"] for env in envs] == ["1", "2", "3"]
+    for env in envs:
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+        assert (env["KAFKA_DEFAULT_REPLICATION_FACTOR"], env["KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert "-Xmx512m" in env["KAFKA_HEAP_OPTS"]
+
+
+def test_the_cluster_nodes_publish_the_local_stacks_cluster_ports(services: dict[str, Any]) -> None:
+    assert [published(services[name]) for name in CLUSTER] == [
+        ["127.0.0.1:9192:9192"],
+        ["127.0.0.1:9194:9194"],
+        ["127.0.0.1:9196:9196"],
+    ]
+
+
+def test_topics_are_provisioned_by_the_project_command(services: dict[str, Any]) -> None:
+    assert services["kafka-topics"]["command"] == ["python", "-m", "kafka_ingest", "topics", "ensure"]

@@ -2,6 +2,7 @@
 
 - ``scaffold``: add a topic outside the core package (docs/adding-a-topic.md).
 - ``replay``: replay a selection of a topic's DLQ (docs/dlq-replay.md).
+- ``topics ensure``: create the specs' topics, report drift, write ACLs (docs/security.md).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kafka_ingest import replay_cli, scaffold
+from kafka_ingest import replay_cli, scaffold, topics_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     scaffold.add_command(commands)
     replay_cli.add_command(commands)
+    topics_command.add_command(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

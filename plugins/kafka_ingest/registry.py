@@ -54,6 +54,10 @@ class IncompatibleSchemaError(SchemaCheckError):
     """The registry judged the local schema incompatible with the subject's latest version."""
 
 
+class RegistryAuthError(SchemaCheckError):
+    """The registry refused the connection's credentials (401) or role (403)."""
+
+
 class SchemaRegistryUnavailable(Exception):
     """The registry could not be reached or answered 5xx/429; a later retry may succeed."""
 
@@ -252,6 +256,8 @@ def _registry_errors(client: SchemaRegistryClient, subject: str) -> Iterator[Non
         if status in _RETRYABLE_STATUSES or status >= 500:
             raise SchemaRegistryUnavailable(_scrub(f"{where} is unavailable: {exc}", client)) from exc
         hint = _status_hint(exc)
+        if status in (401, 403):
+            raise RegistryAuthError(_scrub(f"{where} refused the request: {exc}{hint}", client)) from exc
         raise SchemaCheckError(_scrub(f"{where} rejected the request: {exc}{hint}", client)) from exc
     except _TRANSPORT_ERRORS as exc:
         problem = f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from kafka_ingest.topic_settings import DATA_TOPIC, DLQ_TOPIC, TopicSettings
+
 #: The repository's ``schemas/`` folder; a spec's relative ``schema_file`` resolves against it.
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -92,6 +94,9 @@ class TopicSpec:
     :param unique_key: whether ``key_field`` must be unique within a day's extract (EXTRACTS.md's
         duplicate rule: the first occurrence in (file name, row) order wins).
     :param reader: reader options for this dataset.
+    :param topic_settings: the topic's partitions, replicas, retention, cleanup policy and min ISR,
+        applied by ``python -m kafka_ingest topics ensure`` (:mod:`kafka_ingest.topic_settings`).
+    :param dlq_settings: the same for ``<topic>.dlq``.
     """
 
     dataset: str
@@ -108,6 +113,8 @@ class TopicSpec:
     masked_columns: Mapping[str, MaskFn] = field(default_factory=dict)
     unique_key: bool = True
     reader: ReaderOptions = field(default_factory=ReaderOptions)
+    topic_settings: TopicSettings = DATA_TOPIC
+    dlq_settings: TopicSettings = DLQ_TOPIC
 
     @property
     def all_columns(self) -> tuple[str, ...]:

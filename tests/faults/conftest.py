@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 
-from helpers import fork_context, stop_fork_server
+from helpers import DIRECT_BOOTSTRAP_ENV, fork_context, stop_fork_server
 from ingest_helpers import Endpoints
 from stack import FaultStack, PrivateKafka, PrivateRegistry, StackUnavailable, artifacts, java_for
 
@@ -49,6 +49,8 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack
         kafka.setup()
         kafka.start()
         kafka.wait_ready()
+        # Topics are provisioned on the direct listener, never through a proxy a test is faulting.
+        os.environ[DIRECT_BOOTSTRAP_ENV] = kafka.bootstrap
         registry.wait_ready()
         registry.proxy.start()
         yield FaultStack(kafka, registry)
@@ -86,7 +88,7 @@ def proxied(stack: FaultStack, endpoints: Endpoints) -> Endpoints:
 
 
 @pytest.fixture(scope="session")
-def children() -> Any:
+def children(fault_stack: FaultStack) -> Any:
     """The fork server's context (see ``helpers.Child``)."""
     return fork_context()
 

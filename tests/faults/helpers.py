@@ -54,6 +54,7 @@ from kafka_ingest.publish.records import BatchResult, BatchToPublish
 from kafka_ingest.publish.transactions import PublishError, TransactionalPublisher
 from kafka_ingest.runtime.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
@@ -61,6 +62,8 @@ from kafka_ingest.topics.payments import PAYMENTS
 SPECS = {"orders": ORDERS, "payments": PAYMENTS}
 FORKSERVER_PRELOAD = ["helpers", "ingest_driver", "kafka_ingest.validate.validator", "great_expectations"]
 
+#: Set by the fault stack: the broker's direct bootstrap, which no proxy fault touches.
+DIRECT_BOOTSTRAP_ENV = "KAFKA_INGEST_FAULTS_DIRECT_BOOTSTRAP"
 #: Small client timeouts so a fault surfaces in seconds (the first attempt of a fault test uses
 #: them with ``timeout_s=3``); docs/reliability.md lists the defaults.
 FAST_TIMEOUTS = {
@@ -117,6 +120,9 @@ def run_attempt(attempt: Attempt, sink: StatsSink | None = None) -> dict[str, An
         timeout_s=attempt.timeout_s,
         reprocess=attempt.reprocess,
     )
+    # On the direct listener: provisioning is set-up, not part of the faulted path.
+    bootstrap = os.environ.get(DIRECT_BOOTSTRAP_ENV, attempt.endpoints.bootstrap)
+    provision_topics(bootstrap, attempt.spec, checkpoint_topic=attempt.endpoints.checkpoint_topic)
     job, schema_id = build_job(
         attempt.spec,
         settings,

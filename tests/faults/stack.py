@@ -45,7 +45,7 @@ READY_TIMEOUT_S = 90.0
 #: the "orphaned transaction" tests short without changing what the client sees.
 BROKER_SETTINGS = {
     "num.partitions": "3",
-    "auto.create.topics.enable": "true",
+    "auto.create.topics.enable": "false",
     "offsets.topic.replication.factor": "1",
     "transaction.state.log.replication.factor": "1",
     "transaction.state.log.min.isr": "1",

@@ -18,10 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from ingest_helpers import DATE, Endpoints, read_topic, task_context
+from ingest_helpers import DATE, Endpoints, read_topic, task_context, with_topic
 
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.read import FIELD_SIZE_LIMIT
+from kafka_ingest.testing.provision import provision_topics
+from kafka_ingest.topics.orders import ORDERS
 
 from .helpers import COLUMNS, Rows, csv_record, header
 
@@ -115,6 +117,9 @@ def test_an_unreadable_file_fails_the_task_naming_it_and_publishes_nothing(
     folder.mkdir(parents=True)
     (folder / name).write_bytes(data)
     topic = module_topic("orders")
+    provision_topics(
+        endpoints.bootstrap, with_topic(ORDERS, topic), checkpoint_topic=endpoints.checkpoint_topic
+    )
     operator = OrdersToKafkaOperator(
         task_id="publish",
         extract_path=str(folder),

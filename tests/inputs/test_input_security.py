@@ -34,7 +34,9 @@ from ingest_helpers import DATE, Endpoints, statsd_admin, with_topic
 
 from kafka_ingest.dag_factory import build_ingest_dag
 from kafka_ingest.operators.datasets import PaymentsToKafkaOperator
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
 from kafka_ingest.publish.dlq import MAX_KEY_CHARS
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.topics.payments import PAYMENTS
 
 from .helpers import (
@@ -269,6 +271,7 @@ def run(
     root = tmp_path_factory.mktemp("hostile-payments")
     write_day(root, "payments", DAY.parts)
     name = f"it-payments-hostile-sec-{uuid.uuid4().hex[:8]}"
+    provision_topics(kafka_bootstrap, with_topic(PAYMENTS, name), checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC)
     kafka = {"bootstrap.servers": kafka_bootstrap, "sasl.username": "ingest", "sasl.password": SASL_PASSWORD}
     registry = {"conn_type": "schema_registry", "host": schema_registry_url, "login": "ingest"}
     handler, root_logger = _Collect(), logging.getLogger()

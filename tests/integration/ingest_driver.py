@@ -31,6 +31,7 @@ from kafka_ingest.pipeline.wiring import build_job
 from kafka_ingest.publish.records import BatchResult, BatchToPublish
 from kafka_ingest.publish.transactions import TransactionalPublisher
 from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
 
@@ -76,6 +77,7 @@ def main(args: dict[str, Any]) -> int:
     install_crash_point(args)
     spec = replace({"orders": ORDERS, "payments": PAYMENTS}[args["dataset"]], topic=args["topic"])
     settings = JobSettings(extract_date=args["date"], batch_size=args["batch_size"], max_dlq_ratio=None)
+    provision_topics(args["bootstrap"], spec, checkpoint_topic=args["checkpoint_topic"])
     job, schema_id = build_job(
         spec,
         settings,

@@ -39,6 +39,7 @@ from kafka_ingest.pipeline.summary import summarize
 from kafka_ingest.pipeline.wiring import build_job
 from kafka_ingest.runtime.metrics import NullSink, StatsSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.topics import TopicRecord
 from kafka_ingest.testing.topics import read_topic as read_topic  # the tests import it from here
 
@@ -76,6 +77,8 @@ def run_job(
     """Build the job as the operator does (``build_job``) and run it; the operator's XCom summary."""
     options = {"extract_date": DATE, "max_dlq_ratio": None, **settings}
     job_settings = JobSettings(**options)
+    if not job_settings.validate_only:
+        provision_topics(endpoints.bootstrap, spec, checkpoint_topic=endpoints.checkpoint_topic)
     job, schema_id = build_job(
         spec,
         job_settings,

@@ -1,5 +1,5 @@
-"""CheckpointStore against the local broker: the checkpoint topic it creates is compacted, and
-a new store reads its offsets without waiting out librdkafka's leader-query timer."""
+"""CheckpointStore against the local broker: it never creates its topic, the provisioned one is
+compacted, and a new store reads its offsets without waiting out librdkafka's leader-query timer."""
 
 from __future__ import annotations
 
@@ -12,18 +12,34 @@ from contextlib import contextmanager
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from kafka_ingest.provision.topics import MissingTopicError
 from kafka_ingest.publish.checkpoints import CheckpointStore
+from kafka_ingest.testing.provision import provision_topics
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_missing_checkpoint_topic_is_created_compacted_not_auto_created(
+def test_a_missing_checkpoint_topic_is_reported_and_not_created(
     kafka_bootstrap: str, unique_topic: Callable[[str], str]
 ) -> None:
-    """The store asks for the topic's own metadata; on a broker that auto-creates topics, that
-    request would make a topic with the broker's defaults (3 partitions, ``delete``) unless the
-    client forbids it, and the store would then find the topic and never compact it."""
+    """The store asks for the topic's own metadata; a topic made by that request would get the
+    broker's defaults (3 partitions, ``delete``) and never be compacted. Topics come from
+    ``topics ensure``; the store names the command instead."""
     name = unique_topic("checkpoints")
+    store = CheckpointStore(name, client_config={"bootstrap.servers": kafka_bootstrap})
+
+    with pytest.raises(MissingTopicError, match="python -m kafka_ingest topics ensure"):
+        store.ensure_topic()
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    assert name not in admin.list_topics(timeout=30).topics
+
+
+def test_a_provisioned_checkpoint_topic_is_compacted_with_one_partition(
+    kafka_bootstrap: str, unique_topic: Callable[[str], str]
+) -> None:
+    name = unique_topic("checkpoints")
+    provision_topics(kafka_bootstrap, checkpoint_topic=name)
     store = CheckpointStore(name, client_config={"bootstrap.servers": kafka_bootstrap})
 
     store.ensure_topic()
@@ -57,7 +73,7 @@ def test_a_new_store_reads_its_offsets_without_the_3_s_leader_query_retry(
     that way with such clients; see ``CheckpointStore._admin``)."""
     name = unique_topic("checkpoints")
     config = {"bootstrap.servers": kafka_bootstrap}
-    CheckpointStore(name, client_config=config).ensure_topic()
+    provision_topics(kafka_bootstrap, checkpoint_topic=name)
     seconds = []
     with _cores_busy():
         for _ in range(200):

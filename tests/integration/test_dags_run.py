@@ -8,9 +8,11 @@ unique dag id and topic, points the ``extracts_root`` Variable at its own folder
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,6 +22,8 @@ import pytest
 from kafka_ingest.dag_factory import build_ingest_dag
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator, PaymentsToKafkaOperator
 from kafka_ingest.operators.extract_to_kafka import ExtractToKafkaOperator
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.testing.topics import TopicRecord, key_counts, read_topic
 
@@ -43,6 +47,12 @@ def make_dag(unique_name: Callable[[str], str]) -> Iterator[Callable[..., Any]]:
 
     def make(operator: type[ExtractToKafkaOperator], **kwargs: Any) -> Any:
         name = unique_name(operator.spec.dataset if operator.spec else "dag")
+        assert operator.spec is not None
+        provision_topics(
+            os.environ["KAFKA_BOOTSTRAP"],
+            replace(operator.spec, topic=name),
+            checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC,
+        )
         dag = build_ingest_dag(operator, dag_id=name.replace("-", "_"), topic=name, **kwargs)
         register(dag)
         built.append(dag.dag_id)

@@ -41,6 +41,7 @@ from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.pipeline import wiring
 from kafka_ingest.pipeline.resume import ExtractChangedError
 from kafka_ingest.publish.transactions import ProducerFenced
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.topics.orders import ORDERS
 
@@ -247,6 +248,10 @@ def zombie(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Z
 def test_a_second_attempt_fences_a_still_running_first_and_every_row_is_published_once(
     endpoints: Endpoints, manifest: DayManifest, topic: str, zombie: Zombie
 ) -> None:
+    provision_topics(
+        endpoints.bootstrap, with_topic(ORDERS, topic), checkpoint_topic=endpoints.checkpoint_topic
+    )
+
     def operator() -> OrdersToKafkaOperator:
         return OrdersToKafkaOperator(
             task_id="publish",

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from ingest_helpers import DATE, RUN, Endpoints, csv_line, csv_text, statsd_counters, task_context
+from ingest_helpers import DATE, RUN, Endpoints, csv_line, csv_text, statsd_counters, task_context, with_topic
 
 from kafka_ingest.batches import RunInfo
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.runtime.metrics import metric_prefix
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import ORDER_COLUMNS, order_row
+from kafka_ingest.topics.orders import ORDERS
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +53,9 @@ def files(tmp_path: Path) -> list[str]:
 def publish(
     endpoints: Endpoints, topic: str, files: list[str], run: RunInfo = RUN, **kwargs: Any
 ) -> dict[str, Any]:
+    provision_topics(
+        endpoints.bootstrap, with_topic(ORDERS, topic), checkpoint_topic=endpoints.checkpoint_topic
+    )
     operator = OrdersToKafkaOperator(
         task_id="publish",
         extract_path=files,

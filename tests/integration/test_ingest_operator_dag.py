@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from airflow.sdk import DAG
-from ingest_helpers import DATE, Endpoints, read_topic
+from ingest_helpers import DATE, Endpoints, read_topic, with_topic
 
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import write_day
+from kafka_ingest.topics.orders import ORDERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -66,6 +68,9 @@ def test_the_operator_publishes_a_day_in_dag_test_with_connections_from_the_envi
     assert {"AIRFLOW_CONN_KAFKA_DEFAULT", "AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT"} <= set(os.environ)
     manifest = write_day(tmp_path, "orders", DATE, rows=150, formats=("csv", "parquet"), bad_ratio=0.05)
     topic = unique_name("orders")
+    provision_topics(
+        endpoints.bootstrap, with_topic(ORDERS, topic), checkpoint_topic=endpoints.checkpoint_topic
+    )
     with DAG(dag_id=unique_name("dag").replace("-", "_"), schedule=None, start_date=LOGICAL_DATE) as dag:
         OrdersToKafkaOperator(
             task_id="publish",

@@ -27,10 +27,13 @@ from ingest_helpers import (
     read_topic,
     statsd_admin,
     task_context,
+    with_topic,
 )
 
 from kafka_ingest.operators.datasets import PaymentsToKafkaOperator
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import PAYMENT_COLUMNS, TEST_CARDS, write_day
+from kafka_ingest.topics.payments import PAYMENTS
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +100,9 @@ def run(
     folder = root / "payments" / f"dt={DATE}"
     land_unreadable_records(folder)
     topic = module_topic("payments")
+    provision_topics(
+        endpoints.bootstrap, with_topic(PAYMENTS, topic), checkpoint_topic=endpoints.checkpoint_topic
+    )
     operator = PaymentsToKafkaOperator(
         task_id="publish",
         extract_path=str(folder),

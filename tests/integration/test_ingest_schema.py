@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from ingest_helpers import DATE, Endpoints, read_topic, run_job, task_context, topic_exists, with_topic
+from ingest_helpers import DATE, Endpoints, read_topic, run_job, task_context, with_topic
 
 from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
 from kafka_ingest.registry import IncompatibleSchemaError, SchemaCheckError
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.topics.orders import ORDERS
 
@@ -47,6 +48,7 @@ def user_id_as_long(fields: list[dict[str, object]]) -> None:
 def operator(
     spec: TopicSpec, endpoints: Endpoints, day: DayManifest, *, auto_register: bool = True
 ) -> OrdersToKafkaOperator:
+    provision_topics(endpoints.bootstrap, spec, checkpoint_topic=endpoints.checkpoint_topic)
     return OrdersToKafkaOperator(
         task_id="publish",
         extract_path=day.files,
@@ -58,8 +60,8 @@ def operator(
 
 
 def assert_nothing_was_produced(endpoints: Endpoints, spec: TopicSpec) -> None:
-    assert not topic_exists(endpoints.bootstrap, spec.topic)
-    assert not topic_exists(endpoints.bootstrap, spec.dlq_topic)
+    assert read_topic(endpoints.bootstrap, spec.topic, isolation="read_uncommitted") == []
+    assert read_topic(endpoints.bootstrap, spec.dlq_topic, isolation="read_uncommitted") == []
     checkpoints = read_topic(endpoints.bootstrap, endpoints.checkpoint_topic)
     assert [c.key for c in checkpoints if (c.key or b"").startswith(spec.topic.encode())] == []
 

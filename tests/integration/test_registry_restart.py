@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -59,7 +58,7 @@ class PrivateStack:
 
     def __init__(self, stack_dir: Path) -> None:
         self.dir = stack_dir
-        exported = set(re.findall(r"^export (\w+)=", STACK_ENV.read_text(), re.MULTILINE))
+        exported = set(re.findall(r"^\s*export (\w+)", STACK_ENV.read_text(), re.MULTILINE))
         drop = (exported - SHARED_SETTINGS) | {"KAFKA_INGEST_STACK_ENV"}
         self.env = {name: value for name, value in os.environ.items() if name not in drop}
         self.env["STACK_DIR"] = str(stack_dir)
@@ -104,11 +103,8 @@ def private_stack(tmp_path: Path) -> Iterator[PrivateStack]:
 
 
 def publish_day(endpoints: Endpoints, spec: TopicSpec, root: Path, dataset: str) -> DayManifest:
-    """Topics made first (the broker may refuse to auto-create them), then the day, from two files."""
-    admin = AdminClient({"bootstrap.servers": endpoints.bootstrap})
-    futures = admin.create_topics([NewTopic(t, 3, 1) for t in (spec.topic, spec.dlq_topic)])
-    for future in futures.values():
-        future.result(timeout=60)
+    """The day, from two files (``up`` ran ``topics ensure``; ``run_job`` provisions the test's
+    checkpoint topic: the brokers never auto-create)."""
     day = write_day(root, dataset, DATE, rows=120, formats=("csv", "jsonl"))
     run_job(endpoints, spec, day.files)
     return day
@@ -127,7 +123,7 @@ def test_every_record_of_a_day_decodes_to_its_own_type_after_the_stack_restarts(
     up_s = private_stack.run("up")
     print(f"scripts/stack up after down: {up_s:.1f}s")
 
-    registry = SchemaRegistryClient({"url": private_stack.registry_url})  # nothing cached
+    registry = SchemaRegistryClient({"url": private_stack.registry_url, "timeout": 120})  # nothing cached
     decode = AvroDeserializer(registry)
     for spec, day in days:
         records = read_topic(private_stack.bootstrap, spec.topic)

@@ -1,7 +1,8 @@
 """The one topic reader (``kafka_ingest.testing.topics``) and the demo's search for an earlier
 day (``kafka_ingest.testing.locate``), on the real broker, each test on topics of its own.
 
-Record timestamps are set by the producer here, so the times the reader seeks to are exact.
+Record timestamps are set by the producer here, so the times the reader seeks to are exact. The
+brokers never create topics (#22): each test's topic is created with the broker's defaults first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kafka_ingest.publish.checkpoints import Checkpoint, partition_for
@@ -25,8 +26,23 @@ pytestmark = [pytest.mark.integration]
 HOUR_MS = 3_600_000
 
 
+def create(bootstrap: str, topic: str, partitions: int = -1) -> None:
+    """The topic, with the broker's default partitions and replication unless told; an existing
+    one is left as it is."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1)])[
+            topic
+        ].result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 @contextmanager
-def producer(bootstrap: str, **config: object) -> Iterator[Producer]:
+def producer(bootstrap: str, topic: str, **config: object) -> Iterator[Producer]:
+    """A producer for ``topic``, created first (the brokers never auto-create)."""
+    create(bootstrap, topic)
     made = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **config})
     try:
         yield made
@@ -60,10 +76,10 @@ def test_since_offsets_taken_before_a_run_reads_only_what_the_run_wrote(
 ) -> None:
     topic = unique_topic("since-offsets")
     now = int(time.time() * 1000)
-    with producer(kafka_bootstrap) as made:
+    with producer(kafka_bootstrap, topic) as made:
         write(made, topic, 300, at_ms=now, prefix="old")
     before = end_offsets(kafka_bootstrap, topic)
-    with producer(kafka_bootstrap) as made:
+    with producer(kafka_bootstrap, topic) as made:
         write(made, topic, 20, at_ms=now, prefix="new")
 
     records = read_topic(kafka_bootstrap, topic, since=before)
@@ -78,7 +94,7 @@ def test_since_a_time_seeks_each_partition_to_the_first_record_at_or_after_it(
 ) -> None:
     topic = unique_topic("since-time")
     start = int(time.time() * 1000) - HOUR_MS
-    with producer(kafka_bootstrap) as made:
+    with producer(kafka_bootstrap, topic) as made:
         write(made, topic, 200, at_ms=start - HOUR_MS, prefix="earlier")
         write(made, topic, 30, at_ms=start, prefix="run")
 
@@ -93,7 +109,7 @@ def test_read_committed_skips_aborted_records_and_read_uncommitted_shows_them(
     kafka_bootstrap: str, unique_topic: Callable[[str], str]
 ) -> None:
     topic = unique_topic("aborted")
-    with producer(kafka_bootstrap, **{"transactional.id": topic}) as made:
+    with producer(kafka_bootstrap, topic, **{"transactional.id": topic}) as made:
         made.init_transactions()
         made.begin_transaction()
         made.produce(topic, value=b"aborted")
@@ -115,12 +131,12 @@ def test_a_read_waits_for_records_committed_behind_another_open_transaction(
 ) -> None:
     """The last stable offset stops at the open transaction; the high watermark does not."""
     topic = unique_topic("open-txn")
-    with producer(kafka_bootstrap, **{"transactional.id": f"{topic}-slow"}) as slow:
+    with producer(kafka_bootstrap, topic, **{"transactional.id": f"{topic}-slow"}) as slow:
         slow.init_transactions()
         slow.begin_transaction()
         slow.produce(topic, value=b"slow", partition=0)
         slow.flush(10)
-        with producer(kafka_bootstrap, **{"transactional.id": f"{topic}-fast"}) as fast:
+        with producer(kafka_bootstrap, topic, **{"transactional.id": f"{topic}-fast"}) as fast:
             fast.init_transactions()
             fast.begin_transaction()
             fast.produce(topic, value=b"fast", partition=0)
@@ -139,7 +155,7 @@ def test_a_read_that_cannot_reach_the_end_in_time_names_the_topic_and_where_it_s
     kafka_bootstrap: str, unique_topic: Callable[[str], str]
 ) -> None:
     topic = unique_topic("stuck")
-    with producer(kafka_bootstrap, **{"transactional.id": topic}) as made:
+    with producer(kafka_bootstrap, topic, **{"transactional.id": topic}) as made:
         made.init_transactions()
         made.begin_transaction()
         made.produce(topic, value=b"open", partition=0)
@@ -158,7 +174,7 @@ def test_read_back_finds_a_days_rows_before_a_time_reading_little_more_than_them
     topic = unique_topic("read-back")
     done = int(time.time() * 1000) - HOUR_MS
     day_file = "/x/orders/dt=2026-02-01/part-0001.csv"
-    with producer(kafka_bootstrap) as made:
+    with producer(kafka_bootstrap, topic) as made:
         write(made, topic, 10_000, at_ms=done - 10 * HOUR_MS, prefix="older")
         for row in range(1, 101):
             headers = [("source.file", day_file.encode()), ("source.row", str(row).encode())]
@@ -181,7 +197,7 @@ def test_read_back_from_the_runs_start_skips_history_written_just_before_the_run
     topic = unique_topic("read-back-recent")
     began = int(time.time() * 1000) - HOUR_MS
     day_file = "/x/orders/dt=2026-02-02/part-0001.csv"
-    with producer(kafka_bootstrap) as made:
+    with producer(kafka_bootstrap, topic) as made:
         write(made, topic, 20_000, at_ms=began - 3_000, prefix="history", step_ms=0)
         for row in range(1, 101):
             headers = [("source.file", day_file.encode()), ("source.row", str(row).encode())]
@@ -203,7 +219,7 @@ def test_read_back_gives_up_after_its_budget_and_says_how_far_it_got(
 ) -> None:
     topic = unique_topic("read-back-budget")
     done = int(time.time() * 1000) - HOUR_MS
-    with producer(kafka_bootstrap) as made:  # one record every 100 ms over the 500 s before
+    with producer(kafka_bootstrap, topic) as made:  # one record every 100 ms over the 500 s before
         write(made, topic, 5_000, at_ms=done - 500_000, prefix="busy", step_ms=100)
 
     located = read_back(kafka_bootstrap, topic, files=["/gone"], before_ms=done, expected=10, budget=1_000)
@@ -219,9 +235,8 @@ def test_last_checkpoints_are_the_latest_committed_record_of_each_key(
 ) -> None:
     topic = unique_topic("checkpoints")
     keys = [f"t/orders/2026-02-01/part-000{n}.csv" for n in (1, 2)]
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=2)])[topic].result(30)
-    with producer(kafka_bootstrap) as made:
+    create(kafka_bootstrap, topic, partitions=2)
+    with producer(kafka_bootstrap, topic) as made:
         for published in (10, 20):
             for key in keys:
                 checkpoint = Checkpoint(key=key, fingerprint="f", published=published, run_id="r")

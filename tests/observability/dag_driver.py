@@ -12,13 +12,17 @@ state and the ``report`` task's XComs (its totals and its extra link).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka_ingest.dag_factory import build_ingest_dag
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator, PaymentsToKafkaOperator
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+from kafka_ingest.testing.provision import provision_topics
 
 
 def register(dag: Any) -> None:
@@ -45,6 +49,12 @@ def xcoms(run: Any, task_id: str) -> dict[str, Any]:
 def main(args: dict[str, Any]) -> int:
     operator = {"orders": OrdersToKafkaOperator, "payments": PaymentsToKafkaOperator}[args["dataset"]]
     dag = build_ingest_dag(operator, dag_id=args["dag_id"], topic=args["topic"])
+    # Brokers never create topics: the test's own topic is provisioned as `topics ensure` would.
+    provision_topics(
+        os.environ["KAFKA_BOOTSTRAP"],
+        replace(operator.spec, topic=args["topic"]),
+        checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC,
+    )
     register(dag)
     started = time.monotonic()
     run = dag.test(

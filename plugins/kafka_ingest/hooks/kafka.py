@@ -16,6 +16,8 @@ from typing import Any
 
 from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
 
+from kafka_ingest.provision.security import with_credentials
+
 
 class TransactionalProducerHook(KafkaBaseHook):
     """Reads the librdkafka settings of an Airflow Kafka connection.
@@ -29,8 +31,10 @@ class TransactionalProducerHook(KafkaBaseHook):
         super().__init__(kafka_config_id=kafka_config_id)
 
     def client_config(self) -> dict[str, Any]:
-        """The connection's librdkafka settings (bootstrap servers, security), callbacks resolved."""
-        return dict(self.get_conn)
+        """The connection's librdkafka settings (bootstrap servers, security), callbacks resolved;
+        for SASL, the connection's login and password as ``sasl.username``/``sasl.password``."""
+        connection = self.get_connection(self.kafka_config_id)
+        return with_credentials(self.get_conn, connection.login, connection.password)
 
     def _get_client(self, config: dict[str, Any]) -> dict[str, Any]:
         return dict(config)

@@ -12,7 +12,8 @@ running (a zombie), so each valid row is published once whatever happens to a tr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +151,7 @@ class ExtractToKafkaOperator(BaseOperator):
         from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
         from kafka_ingest.pipeline.summary import summarize
         from kafka_ingest.pipeline.wiring import build_job
+        from kafka_ingest.provision.access import READ_WRITE, WRITE, check_kafka_access
         from kafka_ingest.read import resolve_extract_files
         from kafka_ingest.runtime.allocation import tuned_for_ingestion
         from kafka_ingest.runtime.metrics import TopicMetrics, airflow_stats_sink
@@ -165,10 +167,13 @@ class ExtractToKafkaOperator(BaseOperator):
             self._lineage_facts.update(
                 files=[str(f) for f in files], servers=kafka_config.get("bootstrap.servers", "")
             )
+        if not settings.validate_only:
+            needs = {spec.topic: WRITE, spec.dlq_topic: WRITE, self.checkpoint_topic: READ_WRITE}
+            check_kafka_access(kafka_config, self.kafka_config_id, needs=needs, timeout_s=settings.timeout_s)
         # Tuned from before the job is built: the task's heap (Airflow, GX, pandas) is frozen
         # before building the job's clients allocates enough to set off a full collection of it
         # (runtime/allocation.py).
-        with tuned_for_ingestion():
+        with tuned_for_ingestion(), registry_access(self.schema_registry_conn_id):
             job, schema_id = build_job(
                 spec,
                 settings,
@@ -243,6 +248,18 @@ class ExtractToKafkaOperator(BaseOperator):
             max_dlq_ratio=_as_optional(self.max_dlq_ratio, float),
             max_dlq_rows=_as_optional(self.max_dlq_rows, int),
         )
+
+
+@contextmanager
+def registry_access(conn_id: str) -> Iterator[None]:
+    """A registry 401/403 names the connection it came through (the subject is already named)."""
+    from kafka_ingest.provision.access import registry_denied
+    from kafka_ingest.registry import RegistryAuthError
+
+    try:
+        yield
+    except RegistryAuthError as exc:
+        raise registry_denied(exc, conn_id) from exc
 
 
 def _as_bool(value: bool | str) -> bool:

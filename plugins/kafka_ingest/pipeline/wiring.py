@@ -18,6 +18,7 @@ from kafka_ingest.encode.table import make_table_encoder
 from kafka_ingest.pipeline.job import IngestionJob
 from kafka_ingest.pipeline.schema_guard import SchemaGuard, SchemaStamp, schema_fingerprint
 from kafka_ingest.pipeline.settings import JobSettings
+from kafka_ingest.provision.topics import require_topics
 from kafka_ingest.publish.checkpoints import CheckpointStore
 from kafka_ingest.publish.config import producer_config
 from kafka_ingest.registry import (
@@ -43,7 +44,16 @@ def build_job(
     run: RunInfo,
     producer_overrides: Mapping[str, Any] | None = None,
 ) -> tuple[IngestionJob, int]:
-    """The job and the value schema id it encodes with."""
+    """The job and the value schema id it encodes with.
+
+    A publishing run first checks that its three topics exist (nothing registered, nothing read
+    otherwise): brokers do not create topics, ``topics ensure`` does.
+    """
+    checkpoints = (
+        None
+        if settings.validate_only
+        else _checked_store(spec, settings, kafka_config, checkpoint_topic, producer_overrides)
+    )
     schema = load_schema(spec.schema_path)
     if settings.validate_only:
         schema_id = validate_only_schema_id(registry_client, spec.subject, schema)
@@ -54,17 +64,6 @@ def build_job(
         return IngestionJob(
             spec, settings, encoder=encoder, producer_factory=None, checkpoints=None, metrics=metrics, run=run
         ), schema_id
-
-    transaction_timeout_s = (
-        producer_config(kafka_config, "", producer_overrides)["transaction.timeout.ms"] / 1000
-    )
-    checkpoints = CheckpointStore(
-        checkpoint_topic,
-        client_config=dict(kafka_config),
-        # Outlast a transaction a crashed task left open: the broker aborts it after its timeout.
-        read_timeout_s=float(transaction_timeout_s) + 30.0,
-    )
-    checkpoints.ensure_topic(timeout_s=settings.timeout_s)  # the job's bound on a Kafka call, not 30 s
 
     def producer_factory(transactional_id: str) -> Producer:
         config = producer_config(kafka_config, transactional_id, producer_overrides)
@@ -84,6 +83,29 @@ def build_job(
         ),
     )
     return job, schema_id
+
+
+def _checked_store(
+    spec: TopicSpec,
+    settings: JobSettings,
+    kafka_config: Mapping[str, Any],
+    checkpoint_topic: str,
+    producer_overrides: Mapping[str, Any] | None,
+) -> CheckpointStore:
+    """The checkpoint store, once the run's topics are known to exist."""
+    transaction_timeout_s = (
+        producer_config(kafka_config, "", producer_overrides)["transaction.timeout.ms"] / 1000
+    )
+    checkpoints = CheckpointStore(
+        checkpoint_topic,
+        client_config=dict(kafka_config),
+        # Outlast a transaction a crashed task left open: the broker aborts it after its timeout.
+        read_timeout_s=float(transaction_timeout_s) + 30.0,
+    )
+    # The job's bound on a Kafka call, not 30 s.
+    require_topics(checkpoints.admin(), (spec.topic, spec.dlq_topic), timeout_s=settings.timeout_s)
+    checkpoints.ensure_topic(timeout_s=settings.timeout_s)
+    return checkpoints
 
 
 def validate_only_schema_id(client: SchemaRegistryClient, subject: str, schema: LoadedSchema) -> int:

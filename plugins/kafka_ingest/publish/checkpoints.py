@@ -32,19 +32,14 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kafka_ingest.batches import RunInfo
+from kafka_ingest.provision.topics import require_topics
 from kafka_ingest.publish.records import OutgoingMessage
 
 #: Where every topic's checkpoints go unless an operator says otherwise.
 DEFAULT_CHECKPOINT_TOPIC = "_kafka_ingest.checkpoints"
-_TOPIC_CONFIG = {
-    "cleanup.policy": "compact",
-    # Small segments so compaction actually runs on a low-traffic topic.
-    "segment.ms": str(6 * 3600 * 1000),
-    "min.cleanable.dirty.ratio": "0.1",
-}
 
 
 #: What a partition leader answers while it is being elected or just came back.
@@ -195,38 +190,15 @@ class CheckpointStore:
         return self._admin_client
 
     def ensure_topic(self, timeout_s: float = 30.0) -> None:
-        """Create the compacted checkpoint topic if it does not exist yet."""
-        admin = self._admin()
-        # The checkpoint topic's metadata only, not the whole cluster's (slow with many topics);
-        # the clients never auto-create it (see _admin_config), so a missing topic is reported
-        # missing and created compacted below.
-        metadata = admin.list_topics(topic=self.topic, timeout=timeout_s)
-        found = metadata.topics.get(self.topic)
-        if found is None or found.error is not None or not found.partitions:
-            futures = admin.create_topics(
-                [NewTopic(self.topic, num_partitions=1, replication_factor=-1, config=_TOPIC_CONFIG)]
-            )
-            try:
-                futures[self.topic].result(timeout=timeout_s)
-            except KafkaException as exc:
-                if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                    raise
-            metadata = self._created(admin, time.monotonic() + timeout_s)
-        self._partitions = len(metadata.topics[self.topic].partitions)
+        """Learn the checkpoint topic's partition count. A missing topic fails the run
+        (:class:`~kafka_ingest.provision.topics.MissingTopicError`): it is provisioned, compacted, by
+        ``topics ensure``, never created by a run (a topic made on the fly would not be compacted,
+        and a run's principal may not create topics)."""
+        self._partitions = require_topics(self._admin(), [self.topic], timeout_s=timeout_s)[self.topic]
 
-    def _created(self, admin: AdminClient, deadline: float) -> Any:
-        """Metadata that shows the new topic's partitions. A broker learns of a topic from the
-        controller a moment after CreateTopics returns; until then it reports no partitions."""
-        while True:
-            metadata = admin.list_topics(topic=self.topic, timeout=max(1.0, deadline - time.monotonic()))
-            if metadata.topics[self.topic].partitions:
-                return metadata
-            if time.monotonic() > deadline:
-                raise CheckpointReadTimeout(
-                    f"Checkpoint topic {self.topic} was created but shows no partitions yet; a retry "
-                    "will find it."
-                )
-            time.sleep(0.1)
+    def admin(self) -> AdminClient:
+        """The store's admin client, shared with the run's other metadata checks."""
+        return self._admin()
 
     def partition(self, key: str) -> int:
         if self._partitions is None:

@@ -14,7 +14,8 @@ from typing import Any
 from kafka_ingest.publish.checkpoints import CheckpointStore
 from kafka_ingest.publish.records import OutgoingMessage
 
-#: The audit topic; compacted, created by the replay (or ``topics ensure``) like the checkpoint topic.
+#: The audit topic; compacted like the checkpoint topic, provisioned by ``topics ensure`` (a run never
+#: creates a topic: docs/security.md).
 DEFAULT_REPLAYS_TOPIC = "_kafka_ingest.replays"
 
 

@@ -22,7 +22,7 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -123,6 +123,8 @@ def run_day(
     is only this run's (its dag id), so a topic's history costs nothing.
     """
     from kafka_ingest.dag_factory import build_ingest_dag
+    from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+    from kafka_ingest.testing.provision import provision_topics
 
     spec = operator_class.spec
     if spec is None:
@@ -133,6 +135,11 @@ def run_day(
     )
     publish: Any = dag.get_task("publish")  # mapped: its arguments are in partial_kwargs
     topic = str(publish.partial_kwargs["topic"])
+    provision_topics(
+        kafka_bootstrap,
+        replace(spec, topic=topic),
+        checkpoint_topic=str(publish.partial_kwargs.get("checkpoint_topic", DEFAULT_CHECKPOINT_TOPIC)),
+    )
     starts = {name: end_offsets(kafka_bootstrap, name) for name in (topic, f"{topic}.dlq")}
     _register(dag)
     try:

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kafka_ingest.specs import ReaderOptions, TopicSpec
+from kafka_ingest.topic_settings import DATA_TOPIC, DLQ_TOPIC
 from kafka_ingest.topics._items import parse_items
 from kafka_ingest.topics._rules import (
     CODE_PATTERN,
@@ -124,4 +125,7 @@ ORDERS = TopicSpec(
     to_table=to_table,
     event_type="OrderCreated",
     reader=ReaderOptions(json_columns=("items",)),
+    # Three partitions, RF 3, min ISR 2; kept a week, its DLQ a month (topic_settings.py).
+    topic_settings=DATA_TOPIC,
+    dlq_settings=DLQ_TOPIC,
 )

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from kafka_ingest.publish.masking import mask_card_number
 from kafka_ingest.specs import TopicSpec
+from kafka_ingest.topic_settings import DATA_TOPIC, DLQ_TOPIC
 from kafka_ingest.topics._rules import (
     CODE_PATTERN,
     arrow_series,
@@ -133,4 +134,7 @@ PAYMENTS = TopicSpec(
     to_table=to_table,
     event_type="PaymentProcessed",
     masked_columns={"card_number": mask_card_number},
+    # Three partitions, RF 3, min ISR 2; kept a week, its DLQ a month (topic_settings.py).
+    topic_settings=DATA_TOPIC,
+    dlq_settings=DLQ_TOPIC,
 )

@@ -22,6 +22,7 @@ from confluent_kafka.admin import OffsetSpec
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kafka_ingest.provision.topics import MissingTopicError
 from kafka_ingest.publish import checkpoints
 from kafka_ingest.publish.checkpoints import (
     Checkpoint,
@@ -254,11 +255,12 @@ def test_partition_uses_the_existing_topics_partition_count(cluster: FakeCluster
     assert cluster.created == []
 
 
-def test_partition_creates_a_missing_compacted_checkpoint_topic(cluster: FakeCluster) -> None:
+def test_a_missing_checkpoint_topic_fails_naming_it_and_the_command_not_created(cluster: FakeCluster) -> None:
+    """Topics are provisioned by ``topics ensure``; a run's principal may not create them."""
     cluster.partitions.clear()
-    assert store(cluster).partition(KEY) == 0
-    (created,) = cluster.created
-    assert (created.topic, created.num_partitions, created.config["cleanup.policy"]) == (TOPIC, 1, "compact")
+    with pytest.raises(MissingTopicError, match=rf"{TOPIC}.*python -m kafka_ingest topics ensure"):
+        store(cluster).partition(KEY)
+    assert cluster.created == []
 
 
 def test_the_topic_is_looked_up_alone_not_with_the_whole_cluster(cluster: FakeCluster) -> None:
@@ -269,7 +271,7 @@ def test_the_topic_is_looked_up_alone_not_with_the_whole_cluster(cluster: FakeCl
 
 def test_the_clients_never_auto_create_topics_and_connect_at_once(cluster: FakeCluster) -> None:
     """A metadata request must not create the checkpoint topic: made that way it is not compacted."""
-    cluster.partitions.clear()
+    cluster.partitions[TOPIC] = 1
     cluster.logs[0] = [entry(ckpt(100))]
     store(cluster).load(KEY)
     configs = [*cluster.admin_configs, cluster.consumers[0].config]
