@@ -12,6 +12,12 @@ checkpoints (:mod:`kafka_ingest.testing.locate`), read from when their publicati
 checkpoints' ``started_at``) to the last checkpoint, and where that would mean reading too much,
 the output says so.
 
+On the secured stack (``KAFKA_SECURITY=sasl_ssl``) each read logs in as the principal a deployment
+would use: the data and DLQ topics as ``kafka_consumer`` (read-only), the checkpoints as
+``kafka_default`` (the ingest principal, which reads them in every run), the registry through
+``schema_registry_default``. On the plaintext stack, which defines no ``kafka_consumer``, every
+read uses the plain bootstrap address.
+
 A step that fails prints what failed, on which topic, file or service, and what to do, and the
 command exits non-zero.
 
@@ -36,7 +42,7 @@ from typing import Any
 from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
 from kafka_ingest.testing.locate import CLOCK_MARGIN_S, began, last_checkpoints, newest, read_back
 from kafka_ingest.testing.samples import write_day
-from kafka_ingest.testing.topics import TopicRecord, read_topic
+from kafka_ingest.testing.topics import Client, TopicRecord, read_topic
 
 #: dataset -> (rows, part file formats)
 DEMO_DAYS = {
@@ -44,6 +50,10 @@ DEMO_DAYS = {
     "payments": (2_000, ("csv.gz", "jsonl", "parquet")),
 }
 SHOWN = 3
+#: The secured stack's read-only principal (scripts/stack-env.sh; docs/security.md), and the
+#: operators' connection (the ingest principal, allowed to read the checkpoint topic).
+CONSUMER_CONN_ID = "kafka_consumer"
+INGEST_CONN_ID = "kafka_default"
 CHECK_STACK = (
     "Check the stack with `scripts/stack status` (logs in .stack/logs/), or start it with `make up`."
 )
@@ -199,15 +209,14 @@ def _read(topic: str, since: float) -> list[TopicRecord]:
         f"reading {topic} from {_when(since * 1000)} to its end",
         CHECK_STACK + " A read that times out behind an open transaction can be retried.",
     ):
-        return read_topic(os.environ["KAFKA_BOOTSTRAP"], topic, since=since)
+        return read_topic(_kafka(CONSUMER_CONN_ID), topic, since=since)
 
 
 def _published_before(run: Run, topic: str, files: list[str]) -> tuple[list[TopicRecord], list[TopicRecord]]:
     """The records of ``files``, which an earlier run published, found from their checkpoints."""
-    bootstrap = os.environ["KAFKA_BOOTSTRAP"]
     keys = {run.checkpoints[f]: f for f in files if f in run.checkpoints}
     with step(f"reading the day's checkpoints on {DEFAULT_CHECKPOINT_TOPIC}", CHECK_STACK):
-        checkpoints = last_checkpoints(bootstrap, DEFAULT_CHECKPOINT_TOPIC, keys)
+        checkpoints = last_checkpoints(_kafka(INGEST_CONN_ID), DEFAULT_CHECKPOINT_TOPIC, keys)
     if not checkpoints:
         print(f"   the files' checkpoints are not on {DEFAULT_CHECKPOINT_TOPIC}: the earlier run is unknown")
         return [], []
@@ -222,7 +231,12 @@ def _published_before(run: Run, topic: str, files: list[str]) -> tuple[list[Topi
         started = time.monotonic()
         with step(f"searching {name} back from {_when(before)} for the day's records", CHECK_STACK):
             located = read_back(
-                bootstrap, name, files=keys.values(), before_ms=before, after_ms=after, expected=expected
+                _kafka(CONSUMER_CONN_ID),
+                name,
+                files=keys.values(),
+                before_ms=before,
+                after_ms=after,
+                expected=expected,
             )
         print(
             f"   {name}: {len(located.records)} of the {expected} rows the checkpoints count, published by "
@@ -253,16 +267,24 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _kafka(conn_id: str) -> Client:
+    """The client settings of the stack's connection ``conn_id`` (its login on the secured stack),
+    through the operator's own hook; the plain bootstrap address where the stack does not define it."""
+    from kafka_ingest.hooks.kafka import TransactionalProducerHook
+
+    if f"AIRFLOW_CONN_{conn_id.upper()}" not in os.environ:
+        return os.environ["KAFKA_BOOTSTRAP"]
+    return TransactionalProducerHook(conn_id).client_config()
+
+
 def _decode(topic: str, records: list[TopicRecord]) -> list[Any]:
-    from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    from kafka_ingest.hooks.schema_registry import DEFAULT_TIMEOUT_S
+    from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
 
-    deserializer = AvroDeserializer(
-        SchemaRegistryClient({"url": os.environ["SCHEMA_REGISTRY_URL"], "timeout": DEFAULT_TIMEOUT_S})
-    )
+    # The stack's registry connection: its basic-auth login on the secured stack.
+    deserializer = AvroDeserializer(SchemaRegistryHook().get_client())
     context = SerializationContext(topic, MessageField.VALUE)
     return [deserializer(record.value, context) for record in records]
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kafka_ingest.publish.checkpoints import Checkpoint, partition_for
-from kafka_ingest.testing.topics import TopicReader, TopicRecord
+from kafka_ingest.testing.topics import Client, TopicReader, TopicRecord
 
 FIRST_WINDOW_S = 10.0
 #: Records produced in the same transaction, just before its checkpoint record, can carry a later
@@ -55,7 +55,7 @@ class Located:
 
 
 def last_checkpoints(
-    bootstrap: str, checkpoint_topic: str, keys: Iterable[str], *, timeout_s: float = 30.0
+    bootstrap: Client, checkpoint_topic: str, keys: Iterable[str], *, timeout_s: float = 30.0
 ) -> dict[str, FileCheckpoint]:
     """The last committed checkpoint of each key that has one, read as the pipeline reads them:
     only the partitions the keys live on, up to their high watermark, read_committed."""
@@ -75,7 +75,7 @@ def last_checkpoints(
 
 
 def read_back(
-    bootstrap: str,
+    bootstrap: Client,
     topic: str,
     *,
     files: Iterable[str],

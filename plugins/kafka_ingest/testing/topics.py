@@ -29,6 +29,9 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 #: A point to read from: a time (an aware datetime, or seconds since the epoch), or offsets by
 #: partition (a partition not named starts at its log's start: it is new since then).
 Since = datetime | float | Mapping[int, int]
+#: Where to read: a bootstrap string (a plaintext broker), or a librdkafka client config with
+#: ``bootstrap.servers`` and the login a secured cluster needs (:mod:`kafka_ingest.testing.clients`).
+Client = str | Mapping[str, Any]
 _BATCH = 10_000
 
 
@@ -64,7 +67,7 @@ class TopicRecord:
 
 
 def read_topic(
-    bootstrap: str,
+    bootstrap: Client,
     topic: str,
     *,
     since: Since | None = None,
@@ -81,7 +84,7 @@ def read_topic(
         return reader.read(starts, {p: high for p, (_, high) in ends.items()})
 
 
-def end_offsets(bootstrap: str, topic: str, *, timeout_s: float = 10.0) -> dict[int, int]:
+def end_offsets(bootstrap: Client, topic: str, *, timeout_s: float = 10.0) -> dict[int, int]:
     """Each partition's high watermark now: where what is written next will begin.
 
     Take it before a run and pass it as ``read_topic(..., since=...)`` after: the read then costs
@@ -99,7 +102,7 @@ class TopicReader:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout_s: float = 30.0
+        self, bootstrap: Client, topic: str, *, isolation: str = "read_committed", timeout_s: float = 30.0
     ) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
@@ -107,13 +110,14 @@ class TopicReader:
         # Offsets are asked for read_uncommitted whatever the reads use: asked read_committed, the
         # broker answers the last stable offset for "latest", and no offset at all for a time whose
         # first record lies past an open transaction.
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": False})
+        client = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) else dict(bootstrap)
+        self._admin = AdminClient({**client, "allow.auto.create.topics": False})
         metadata = self._admin.list_topics(topic=topic, timeout=timeout_s).topics.get(topic)
         found = metadata is not None and metadata.error is None
         self.partitions: list[int] = sorted(metadata.partitions) if found and metadata else []
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client,
                 "group.id": "kafka-ingest-reader",  # never committed: offsets come from assign()
                 "enable.auto.commit": False,
                 "isolation.level": isolation,
