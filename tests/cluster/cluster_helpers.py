@@ -8,8 +8,6 @@ by its ``source.file``/``source.row`` headers.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -17,7 +15,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from cluster_stack import Cluster
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafka_ingest.batches import RunInfo
@@ -27,6 +24,7 @@ from kafka_ingest.pipeline.wiring import build_job
 from kafka_ingest.runtime.metrics import NullSink, TopicMetrics
 from kafka_ingest.specs import TopicSpec
 from kafka_ingest.testing.samples import DayManifest
+from kafka_ingest.testing.topics import read_topic
 from kafka_ingest.topics.orders import ORDERS
 
 DATE = "2026-01-01"
@@ -82,38 +80,13 @@ class Record:
 
 
 def read_committed(cluster: Cluster, topic: str, *, timeout_s: float = 60.0) -> list[Record]:
-    """Every committed record of ``topic``, read as the consumer principal."""
-    consumer = Consumer(
-        {
-            **cluster.config("consumer"),
-            "group.id": f"cl-reader-{uuid.uuid4().hex}",
-            "isolation.level": "read_committed",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        pending = set(metadata.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
-        records = []
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            assert time.monotonic() < deadline, f"{topic}: {sorted(pending)} not read to the end"
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(message.partition())
-                    continue
-                raise KafkaException(error)
-            headers = {name: value or b"" for name, value in message.headers() or []}
-            records.append(Record(message.key(), headers))
-        return records
-    finally:
-        consumer.close()
+    """Every committed record of ``topic``, read as the consumer principal through the same reader
+    the demo uses on the secured stack (``read_topic`` with a client config): it reads to the high
+    watermark, so a record committed behind another producer's open transaction is not missed."""
+    return [
+        Record(record.key, dict(record.headers))
+        for record in read_topic(cluster.config("consumer"), topic, timeout_s=timeout_s)
+    ]
 
 
 def assert_exactly_once(cluster: Cluster, topic: str, manifest: DayManifest) -> None:

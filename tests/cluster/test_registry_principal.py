@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,9 @@ def test_schemas_registered_through_the_registry_principal_survive_its_restart(
     """Registering writes the journal (WRITE), the registry reads its own change back (its
     group, READ) before it answers; a restart replays the whole journal in a new group."""
     journal_before = journal_end(cluster, secured_registry.journal)
-    subject = "cluster-probe-value"
+    # A subject of this run's own: the same schema under a subject registered by an earlier run on
+    # the same stack would get its existing id back, with nothing written to the journal.
+    subject = f"cluster-probe-{uuid.uuid4().hex[:12]}-value"
 
     registered = secured_registry.call(
         "developer", "POST", f"/subjects/{subject}/versions", {"schema": json.dumps(SCHEMA)}
