@@ -22,7 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,14 +30,15 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from kafka_ingest.dag_factory import build_ingest_dag
 from kafka_ingest.encode.avro import AvroEncoder
 from kafka_ingest.operators.datasets import OrdersToKafkaOperator
+from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
 from kafka_ingest.registry import load_schema, resolve_schema_id
 from kafka_ingest.testing import demo
+from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
 from kafka_ingest.testing.topic_tests import run_day
 from kafka_ingest.topics.orders import ORDERS
@@ -130,10 +131,7 @@ def history_values(registry_url: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def history(kafka_bootstrap: str, schema_registry_url: str) -> History:
     """``shopping.order.created`` holding at least 2M records of another day."""
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    if TOPIC not in admin.list_topics(timeout=10).topics:
-        with contextlib.suppress(Exception):  # created meanwhile by someone else: fine
-            admin.create_topics([NewTopic(TOPIC, num_partitions=-1, replication_factor=-1)])[TOPIC].result(30)
+    provision_topics(kafka_bootstrap, ORDERS, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC)  # make up's
     missing = HISTORY - topic_size(kafka_bootstrap, TOPIC)
     seconds = 0.0
     if missing > 0:
@@ -168,7 +166,9 @@ class Shown:
 
 
 @pytest.fixture(scope="module")
-def shown(history: History, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shown]:
+def shown(
+    history: History, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shown]:
     from airflow.api.common.delete_dag import delete_dag
 
     day, root = unused_day(), tmp_path_factory.mktemp("extracts")
@@ -182,6 +182,10 @@ def shown(history: History, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             for topic in (f"{TOPIC}.it-empty-{uuid.uuid4().hex[:8]}", TOPIC):
                 dag = build_ingest_dag(
                     OrdersToKafkaOperator, dag_id=f"it_history_{uuid.uuid4().hex[:8]}", topic=topic
+                )
+                # The brokers create no topic: the empty one is provisioned as `topics ensure` would.
+                provision_topics(
+                    kafka_bootstrap, replace(ORDERS, topic=topic), checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC
                 )
                 register(dag)
                 dag_ids[topic] = dag.dag_id

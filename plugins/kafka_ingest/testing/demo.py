@@ -278,13 +278,16 @@ def _kafka(conn_id: str) -> Client:
 
 
 def _decode(topic: str, records: list[TopicRecord]) -> list[Any]:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     from kafka_ingest.hooks.schema_registry import SchemaRegistryHook
 
-    # The stack's registry connection: its basic-auth login on the secured stack.
-    deserializer = AvroDeserializer(SchemaRegistryHook().get_client())
+    # The registry at $SCHEMA_REGISTRY_URL, with the login of the stack's registry connection
+    # (basic auth on the secured stack; none on the plaintext one).
+    config = {**SchemaRegistryHook().client_config(), "url": os.environ["SCHEMA_REGISTRY_URL"]}
+    deserializer = AvroDeserializer(SchemaRegistryClient(config))
     context = SerializationContext(topic, MessageField.VALUE)
     return [deserializer(record.value, context) for record in records]
 

@@ -147,11 +147,22 @@ class TopicReader:
         return {p: found[p] if found[p] >= 0 else ends[p][1] for p in self.partitions}
 
     def _offsets(self, spec: OffsetSpec) -> dict[int, int]:
+        """Asked again on a retriable error until the timeout: a topic created a moment ago can
+        answer NOT_LEADER_FOR_PARTITION while its leaders are being elected."""
         asked = {TopicPartition(self.topic, p): spec for p in self.partitions}
         if not asked:
             return {}
-        futures = self._admin.list_offsets(asked, isolation_level=IsolationLevel.READ_UNCOMMITTED)
-        return {tp.partition: int(f.result(timeout=self.timeout_s).offset) for tp, f in futures.items()}
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            futures = self._admin.list_offsets(asked, isolation_level=IsolationLevel.READ_UNCOMMITTED)
+            try:
+                return {
+                    tp.partition: int(f.result(timeout=self.timeout_s).offset) for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def starts(self, since: Since | None, ends: Mapping[int, tuple[int, int]]) -> dict[int, int]:
         """Where a read from ``since`` begins on each partition, within the log as it is now."""
