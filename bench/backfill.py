@@ -21,6 +21,7 @@ puts back the executor it found.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import statistics
@@ -325,7 +326,7 @@ def _task_instances(server: AirflowServer, dag_id: str, runs: list[dict[str, Any
     found: list[dict[str, Any]] = []
     for run in runs:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/taskInstances?limit=1000"
-        found.extend(_patient(lambda p=path: server.api("GET", p, token=token))["task_instances"])
+        found.extend(_patient(functools.partial(server.api, "GET", path, token=token))["task_instances"])
     return found
 
 
