@@ -223,6 +223,20 @@ class RssSampler(threading.Thread):
         self.join(timeout=10)
 
 
+def provision(topic: str) -> None:
+    """The brokers create no topics: the DAG's topic, its DLQ and the checkpoint topic are
+    provisioned as ``topics ensure`` would (the DAG uses the operators' checkpoint topic)."""
+    from dataclasses import replace
+
+    from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+    from kafka_ingest.testing.provision import provision_topics
+    from kafka_ingest.topics.orders import ORDERS
+
+    provision_topics(
+        os.environ["KAFKA_BOOTSTRAP"], replace(ORDERS, topic=topic), checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC
+    )
+
+
 def measure(variant: str, dates: list[str], extracts_root: str, out: Path) -> dict[str, Any]:
     """One backfill of ``dates`` on the executor the variant names; a result dict for bench/run.py."""
     executor = variant.removeprefix("backfill-")
@@ -243,6 +257,7 @@ def measure(variant: str, dates: list[str], extracts_root: str, out: Path) -> di
             dag_id=dag_id, topic=topic, extracts_root=extracts_root, start=dates[0], end=str(last)
         )
     )
+    provision(topic)
     result: dict[str, Any] = {"topic": topic, "dlq_topic": f"{topic}.dlq", "executor": executor}
     result["switch_seconds"] = round(switch_s, 1)
     sampler = RssSampler()

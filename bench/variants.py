@@ -157,6 +157,7 @@ def pipeline_days(task: dict[str, Any]) -> dict[str, Any]:
     from kafka_ingest.topics.orders import ORDERS
 
     spec = replace(ORDERS, topic=_topic(task))
+    _provision(spec.topic)
     days: dict[str, list[str]] = task["days"]
     registry = SchemaRegistryClient({"url": REGISTRY, "timeout": DEFAULT_TIMEOUT_S})
 
