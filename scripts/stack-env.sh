@@ -97,11 +97,11 @@ export AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT="${AIRFLOW__DAG_PROCES
 # confluent-kafka) again: ~1-4 s of CPU per task. The processes tasks are forked from import them
 # once (plugins/kafka_ingest/worker_preload.py): the LocalExecutor's workers come from a forkserver
 # that preloads it, and the Celery workers read their (default) Celery config from it before they
-# fork their pool. OFF by default until measured (docs/benchmarks.md, backfill): turn it on with
-#   AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver AIRFLOW_WORKER_CELERY_CONFIG=kafka_ingest.worker_preload.CELERY_CONFIG
-export AIRFLOW__SCHEDULER__MP_START_METHOD="${AIRFLOW__SCHEDULER__MP_START_METHOD-}"
+# fork their pool. On by default: it halves the CPU of a 10-day backfill (docs/performance.md,
+# the backfill benchmark). Set both to "" to turn it off.
+export AIRFLOW__SCHEDULER__MP_START_METHOD="${AIRFLOW__SCHEDULER__MP_START_METHOD-forkserver}"
 export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD="${AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD-kafka_ingest.worker_preload}"
-export AIRFLOW_WORKER_CELERY_CONFIG="${AIRFLOW_WORKER_CELERY_CONFIG-}"
+export AIRFLOW_WORKER_CELERY_CONFIG="${AIRFLOW_WORKER_CELERY_CONFIG-kafka_ingest.worker_preload.CELERY_CONFIG}"
 # Tests write DAG files of their own into this second bundle (rescanned every 5 s).
 export AIRFLOW_TEST_DAGS="${AIRFLOW_TEST_DAGS:-$STACK_DIR/test-dags}"
 _bundle='{"classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "name": '

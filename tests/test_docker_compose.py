@@ -229,3 +229,16 @@ def test_the_cluster_nodes_publish_the_local_stacks_cluster_ports(services: dict
 
 def test_topics_are_provisioned_by_the_project_command(services: dict[str, Any]) -> None:
     assert services["kafka-topics"]["command"] == ["python", "-m", "kafka_ingest", "topics", "ensure"]
+
+
+def test_the_processes_tasks_are_forked_from_preload_the_tasks_modules(services: dict[str, Any]) -> None:
+    scheduler = services["airflow-scheduler"]["environment"]
+    assert scheduler["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    assert scheduler["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"] == "kafka_ingest.worker_preload"
+    assert "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS" not in scheduler  # the scheduler stays lean
+    workers = [services[f"airflow-worker-{n}"]["environment"] for n in (1, 2)]
+    assert {env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] for env in workers} == {
+        "kafka_ingest.worker_preload.CELERY_CONFIG"
+    }
+    broker = scheduler["AIRFLOW__CELERY__BROKER_URL"]
+    assert all(env["AIRFLOW__CELERY__BROKER_URL"] == broker for env in workers)  # the rest is kept

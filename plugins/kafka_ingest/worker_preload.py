@@ -8,7 +8,8 @@ task and 3 s more for every ``publish`` task, paid again by each of the 60 task 
 10-day backfill (the backfill benchmark, docs/benchmarks.md). Imported once in the parent, the
 forked task processes get them for free and share their pages copy-on-write.
 
-How the stack loads it (scripts/stack-env.sh, scripts/stack.d/airflow.sh; docs/deploy.md):
+How the stack loads it, by default (scripts/stack-env.sh, scripts/stack.d/airflow.sh,
+docker-compose.yml; docs/deploy.md):
 
 - LocalExecutor: ``[scheduler] mp_start_method = forkserver`` and
   ``[scheduler] mp_forkserver_preload = kafka_ingest.worker_preload``: the executor's worker
