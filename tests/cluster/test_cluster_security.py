@@ -1,5 +1,6 @@
 """The secured cluster's promises: the ingest principal can do its job and nothing more, and a
-refused login, CA or ACL fails the task at once, naming the connection, with no secret anywhere.
+refused login, CA or ACL fails the task at once, naming the connection, with no secret anywhere:
+not in the error, the logs, the rendered template fields, the metrics sent or XCom.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 import logging
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -50,13 +52,45 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
+class SentMetrics:
+    """Every StatsD metric the operator sends (Airflow's ``Stats`` replaced for the test), as text."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def incr(self, stat: str, count: int = 1, rate: float = 1) -> None:
+        self.lines.append(f"{stat}:{count}|c")
+
+    def gauge(self, stat: str, value: float, rate: float = 1, delta: bool = False) -> None:
+        self.lines.append(f"{stat}:{value}|g")
+
+    def timing(self, stat: str, dt: Any) -> None:
+        self.lines.append(f"{stat}:{dt}|ms")
+
+
+@dataclass
+class Failure:
+    """What a refused try leaves behind: its error, the operator's rendered template fields, the
+    metrics it sent and the XComs it pushed (a failed try returns none)."""
+
+    error: AirflowFailException
+    rendered: dict[str, Any]
+    metrics: list[str]
+    xcoms: list[Any]
+
+    def texts(self) -> list[str]:
+        return [str(self.error), json.dumps(self.rendered, default=str), *self.metrics, *map(str, self.xcoms)]
+
+
 def operator_run(
     run: Run, manifest: DayManifest, monkeypatch: pytest.MonkeyPatch, connection: dict[str, Any]
-) -> AirflowFailException:
+) -> Failure:
     """One try of the real operator with ``connection`` as its Kafka connection; it must fail."""
     registry = {"conn_type": "schema_registry", "host": run.registry_url}
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(connection))
     monkeypatch.setenv("AIRFLOW_CONN_SCHEMA_REGISTRY_DEFAULT", json.dumps(registry))
+    sent = SentMetrics()
+    monkeypatch.setattr("kafka_ingest.runtime.metrics.airflow_stats_sink", lambda: sent)
     operator = OrdersToKafkaOperator(
         task_id="publish",
         extract_path=manifest.files,
@@ -65,10 +99,19 @@ def operator_run(
         checkpoint_topic=run.checkpoint_topic,
         kafka_config_id=CONN,
     )
-    ti = SimpleNamespace(dag_id="cluster", run_id="r1", task_id="publish", map_index=-1, try_number=1)
+    xcoms: list[Any] = []
+    ti = SimpleNamespace(
+        dag_id="cluster",
+        run_id="r1",
+        task_id="publish",
+        map_index=-1,
+        try_number=1,
+        xcom_push=lambda key, value, **_: xcoms.append((key, value)),
+    )
     with pytest.raises(AirflowFailException) as failure:
         operator.execute({"ti": ti})  # type: ignore[arg-type]
-    return failure.value
+    rendered = {name: getattr(operator, name) for name in operator.template_fields}
+    return Failure(failure.value, rendered, sent.lines, xcoms)
 
 
 def assert_no_secret(cluster: Cluster, *texts: str) -> None:
@@ -97,13 +140,16 @@ def test_a_wrong_sasl_password_fails_at_once_naming_the_connection_and_no_secret
 ) -> None:
     connection = {**run.cluster.connection("ingest"), "password": "not-the-password"}
 
-    error = operator_run(run, manifest, monkeypatch, connection)
+    failure = operator_run(run, manifest, monkeypatch, connection)
 
-    message = str(error)
+    message = str(failure.error)
     assert f"Kafka connection '{CONN}'" in message
     assert "Authentication failed" in message or "SASL authentication" in message
-    assert "not-the-password" not in message + logs.text
-    assert_no_secret(run.cluster, message, logs.text)
+    assert failure.rendered["kafka_config_id"] == CONN  # what a rendered-template view shows
+    assert failure.xcoms == []
+    for text in (logs.text, *failure.texts()):
+        assert "not-the-password" not in text
+    assert_no_secret(run.cluster, logs.text, *failure.texts())
     assert read_committed(run.cluster, run.topic) == []
 
 
@@ -126,12 +172,12 @@ def test_an_untrusted_ca_fails_at_once_naming_the_connection(
     connection = run.cluster.connection("ingest")
     connection["extra"] = {**connection["extra"], "ssl.ca.location": str(other_ca)}
 
-    error = operator_run(run, manifest, monkeypatch, connection)
+    failure = operator_run(run, manifest, monkeypatch, connection)
 
-    message = str(error)
+    message = str(failure.error)
     assert f"Kafka connection '{CONN}'" in message
     assert "certificate verify failed" in message
-    assert_no_secret(run.cluster, message, logs.text)
+    assert_no_secret(run.cluster, logs.text, *failure.texts())
 
 
 def test_without_write_on_its_dlq_the_task_fails_before_producing_naming_topic_and_operation(
@@ -149,12 +195,12 @@ def test_without_write_on_its_dlq_the_task_fails_before_producing_naming_topic_a
     )
     assert admin.delete_acls([dlq_write])[dlq_write].result(timeout=30)
 
-    error = operator_run(run, manifest, monkeypatch, run.cluster.connection("ingest"))
+    failure = operator_run(run, manifest, monkeypatch, run.cluster.connection("ingest"))
 
-    assert f"WRITE on topic {run.spec.dlq_topic}" in str(error)
+    assert f"WRITE on topic {run.spec.dlq_topic}" in str(failure.error)
     assert read_committed(run.cluster, run.topic) == []
     assert read_committed(run.cluster, run.spec.dlq_topic) == []
-    assert_no_secret(run.cluster, str(error), logs.text)
+    assert_no_secret(run.cluster, logs.text, *failure.texts())
 
 
 def test_a_transactional_id_outside_the_granted_prefix_is_refused(run: Run) -> None:
