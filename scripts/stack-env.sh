@@ -144,6 +144,9 @@ if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
   _kafka_conn="$(_kafka_user ingest)"
   export AIRFLOW_CONN_KAFKA_ADMIN="${AIRFLOW_CONN_KAFKA_ADMIN:-$(_kafka_user admin)}"
   export AIRFLOW_CONN_KAFKA_CONSUMER="${AIRFLOW_CONN_KAFKA_CONSUMER:-$(_kafka_user consumer)}"
+  # The DLQ replay reads what the ingest principal may only write: its own principal (dags/replay_dlq.py).
+  export AIRFLOW_CONN_KAFKA_REPLAY="${AIRFLOW_CONN_KAFKA_REPLAY:-$(_kafka_user replay)}"
+  export KAFKA_INGEST_REPLAY_CONN_ID="${KAFKA_INGEST_REPLAY_CONN_ID:-kafka_replay}"
   unset -f _kafka_user
 fi
 # Registry auth (scripts/stack.d/registry-auth.sh): basic in the secured mode; the stack's default

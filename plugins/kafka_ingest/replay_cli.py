@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             spec,
             settings,
             kafka_config=_kafka_config(args),
+            conn_id=args.kafka_conn,
             registry_client=_registry(args),
             checkpoint_topic=args.checkpoint_topic,
             replays_topic=args.replays_topic,

@@ -11,7 +11,7 @@
 KAFKA_DIR="$STACK_DIR/kafka"
 # Heap per node: three nodes, the registry and Airflow share 2 cores and 24 GB.
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
-KAFKA_USERS=(admin ingest consumer registry)
+KAFKA_USERS=(admin ingest consumer registry replay)
 
 kafka_cluster() { ((KAFKA_BROKERS > 1)); }
 kafka_secured() { [[ $KAFKA_SECURITY == sasl_ssl ]]; }

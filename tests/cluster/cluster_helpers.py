@@ -51,12 +51,14 @@ class Run:
         batch_size: int = 200,
         fast: bool = False,
         user: str = "ingest",
+        spec: TopicSpec | None = None,
     ) -> dict[str, Any]:
+        """One try of the day's ``files`` as ``user``, with the run's spec (or ``spec``: its rules)."""
         settings = JobSettings(
             extract_date=DATE, batch_size=batch_size, max_dlq_ratio=None, timeout_s=8.0 if fast else 60.0
         )
         job, schema_id = build_job(
-            self.spec,
+            spec or self.spec,
             settings,
             kafka_config=self.cluster.config(user),
             registry_client=SchemaRegistryClient({"url": self.registry_url, "timeout": 10}),

@@ -76,10 +76,11 @@ class Cluster:
     def admin(self) -> AdminClient:
         return AdminClient(self.config("admin"))
 
-    def provision(self, *specs: TopicSpec, checkpoint_topic: str) -> None:
-        """Topics and ACLs for the specs, as ``topics ensure --acls`` writes them."""
+    def provision(self, *specs: TopicSpec, checkpoint_topic: str, state_topics: tuple[str, ...] = ()) -> None:
+        """Topics and ACLs for the specs, as ``topics ensure --acls`` writes them (``state_topics``:
+        the replay's audit topic)."""
         admin = self.admin()
-        plans = plan_topics(specs, checkpoint_topic)
+        plans = plan_topics(specs, checkpoint_topic, state_topics=state_topics)
         ensure_topics(admin, plans)
         ensure_acls(admin, plans)
 

@@ -163,6 +163,7 @@ class ReplayDlqOperator(BaseOperator):
             spec,
             settings,
             kafka_config=TransactionalProducerHook(self.kafka_config_id).client_config(),
+            conn_id=self.kafka_config_id,
             registry_client=SchemaRegistryHook(self.schema_registry_conn_id).get_client(),
             checkpoint_topic=self.checkpoint_topic,
             replays_topic=self.replays_topic,

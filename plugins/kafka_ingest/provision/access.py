@@ -27,6 +27,7 @@ _AUTH_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError
 
 #: What a run does to its topics (the ACLs ``topics ensure --acls`` grants, acls.py).
 WRITE = ("WRITE", "DESCRIBE")
+READ = ("READ", "DESCRIBE")
 READ_WRITE = ("READ", "WRITE", "DESCRIBE")
 
 
@@ -97,8 +98,8 @@ def _check_operations(
     if missing:
         raise AccessDenied(
             f"Kafka connection '{conn_id}' is not authorized for {', '.join(missing)}: nothing was "
-            "produced. Grant the ingest principal its ACLs (`python -m kafka_ingest topics ensure "
-            "--acls`, docs/security.md)."
+            "produced. Grant its principal the ACLs it needs (`python -m kafka_ingest topics ensure "
+            "--acls` grants the ingest and the replay principal theirs, docs/security.md)."
         )
 
 

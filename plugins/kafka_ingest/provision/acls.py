@@ -21,6 +21,13 @@ IdempotentWrite: not needed by transactional producers since KAFKA-10619), nothi
 The consumer principal (for downstream reads and the tests' checks) gets READ and DESCRIBE on the
 data and DLQ topics and READ on every consumer group.
 
+The replay principal (the DLQ replay, docs/dlq-replay.md) reads what the ingest principal may not:
+READ, WRITE and DESCRIBE on the data topics (the keys already published for a day; the replayed
+rows), the DLQ topics (the envelopes; rows that fail again), the checkpoint topic (the replay's
+checkpoint, in the same transaction) and the replay's audit topic, and WRITE and DESCRIBE on the
+prefixed TransactionalId ``kafka-ingest-replay/``. No group: its readers assign partitions and
+never commit. The ingest principal gets nothing on the audit topic.
+
 The registry principal (Apicurio's KafkaSQL storage, when a registry topic prefix is given) gets,
 on the topics named ``<prefix>.`` (prefixed: its journal, snapshots and events topics), READ,
 WRITE, DESCRIBE, DESCRIBE_CONFIGS and CREATE: it creates them itself at start (auto-create is off
@@ -50,6 +57,9 @@ from kafka_ingest.provision.topics import TopicPlan
 TRANSACTIONAL_ID_PREFIX = "kafka-ingest/"
 INGEST_PRINCIPAL = "User:ingest"
 CONSUMER_PRINCIPAL = "User:consumer"
+REPLAY_PRINCIPAL = "User:replay"
+#: The prefix of every transactional id a DLQ replay uses (``replay.checkpoint.replay_transactional_id``).
+REPLAY_TRANSACTIONAL_ID_PREFIX = "kafka-ingest-replay/"
 REGISTRY_PRINCIPAL = "User:registry"
 
 _Grant = tuple[ResourceType, str, ResourcePatternType, str, AclOperation]
@@ -60,6 +70,8 @@ def ingest_grants(plans: Sequence[TopicPlan], principal: str = INGEST_PRINCIPAL)
     topic, literal, prefixed = ResourceType.TOPIC, ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
     grants: list[_Grant] = []
     for plan in plans:
+        if plan.role == "state":
+            continue  # the replay's audit topic: the replay principal's alone
         operations = [AclOperation.WRITE, AclOperation.DESCRIBE]
         if plan.role == "checkpoints":
             operations.insert(0, AclOperation.READ)
@@ -76,12 +88,26 @@ def consumer_grants(plans: Sequence[TopicPlan], principal: str = CONSUMER_PRINCI
     topic, literal = ResourceType.TOPIC, ResourcePatternType.LITERAL
     grants: list[_Grant] = []
     for plan in plans:
-        if plan.role != "checkpoints":
+        if plan.role in ("data", "dlq"):
             grants += [
                 (topic, plan.name, literal, principal, op)
                 for op in (AclOperation.READ, AclOperation.DESCRIBE)
             ]
     grants.append((ResourceType.GROUP, "*", literal, principal, AclOperation.READ))
+    return grants
+
+
+def replay_grants(plans: Sequence[TopicPlan], principal: str = REPLAY_PRINCIPAL) -> list[_Grant]:
+    """What a DLQ replay reads and writes: every planned topic, and its own transactional ids."""
+    literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+    operations = (AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE)
+    grants: list[_Grant] = [
+        (ResourceType.TOPIC, plan.name, literal, principal, op) for plan in plans for op in operations
+    ]
+    grants += [
+        (ResourceType.TRANSACTIONAL_ID, REPLAY_TRANSACTIONAL_ID_PREFIX, prefixed, principal, op)
+        for op in (AclOperation.WRITE, AclOperation.DESCRIBE)
+    ]
     return grants
 
 
@@ -125,6 +151,7 @@ def ensure_acls(
     *,
     ingest: str = INGEST_PRINCIPAL,
     consumer: str = CONSUMER_PRINCIPAL,
+    replay: str = REPLAY_PRINCIPAL,
     registry_prefix: str | None = None,
     registry: str = REGISTRY_PRINCIPAL,
     fix: bool = True,
@@ -133,8 +160,8 @@ def ensure_acls(
     """Create the declared ACLs that are missing (creating is idempotent); report, never delete,
     any other ACL of these principals. One line per finding. With ``registry_prefix`` (the
     registry's topic prefix) the registry principal's grants too."""
-    grants = [*ingest_grants(plans, ingest), *consumer_grants(plans, consumer)]
-    principals = [ingest, consumer]
+    grants = [*ingest_grants(plans, ingest), *consumer_grants(plans, consumer), *replay_grants(plans, replay)]
+    principals = [ingest, consumer, replay]
     if registry_prefix is not None:
         grants += registry_grants(registry_prefix, registry)
         principals.append(registry)

@@ -55,7 +55,8 @@ class MissingTopicError(PermanentError):
 
 @dataclass(frozen=True)
 class TopicPlan:
-    """A topic and how it is declared; ``role`` is ``data``, ``dlq`` or ``checkpoints``."""
+    """A topic and how it is declared; ``role`` is ``data``, ``dlq``, ``checkpoints`` or ``state``
+    (laid out like the checkpoint topic, but only the replay's: its audit topic)."""
 
     name: str
     settings: TopicSettings
@@ -78,15 +79,16 @@ def plan_topics(
     specs: Iterable[TopicSpec], checkpoint_topic: str, suffix: str = "", *, state_topics: Iterable[str] = ()
 ) -> list[TopicPlan]:
     """Each spec's data and DLQ topic (``suffix`` appended, as the DAG factory does), and the
-    checkpoint topic, once each; ``state_topics`` are more compacted topics laid out and granted
-    like the checkpoint topic (the DLQ replay's ``_kafka_ingest.replays``)."""
+    checkpoint topic, once each; ``state_topics`` are more compacted topics laid out like the
+    checkpoint topic (the DLQ replay's ``_kafka_ingest.replays``), granted to the replay principal."""
     plans: dict[str, TopicPlan] = {}
     for spec in specs:
         topic = spec.topic + suffix
         plans.setdefault(topic, TopicPlan(topic, spec.topic_settings, "data"))
         plans.setdefault(f"{topic}.dlq", TopicPlan(f"{topic}.dlq", spec.dlq_settings, "dlq"))
-    for name in (checkpoint_topic, *state_topics):
-        plans.setdefault(name, TopicPlan(name, CHECKPOINT_TOPIC, "checkpoints"))
+    plans.setdefault(checkpoint_topic, TopicPlan(checkpoint_topic, CHECKPOINT_TOPIC, "checkpoints"))
+    for name in state_topics:
+        plans.setdefault(name, TopicPlan(name, CHECKPOINT_TOPIC, "state"))
     return list(plans.values())
 
 

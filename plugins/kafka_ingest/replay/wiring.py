@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from kafka_ingest.batches import RunInfo
 from kafka_ingest.encode.table import make_table_encoder
 from kafka_ingest.pipeline.wiring import validate_only_schema_id
+from kafka_ingest.provision.access import READ, READ_WRITE, check_kafka_access
 from kafka_ingest.publish.config import producer_config
 from kafka_ingest.registry import load_schema, resolve_schema_id
 from kafka_ingest.replay.audit import DEFAULT_REPLAYS_TOPIC
@@ -37,9 +38,16 @@ def build_replay_job(
     auto_register: bool = False,
     replays_topic: str = DEFAULT_REPLAYS_TOPIC,
     producer_overrides: Mapping[str, Any] | None = None,
+    conn_id: str = "kafka",
 ) -> ReplayJob:
     # A bad corrections file is the most likely mistake: say so before touching the registry or Kafka.
     corrections = load_corrections(settings.corrections_file, spec) if settings.corrections_file else None
+    # A replay reads the DLQ and the topic, which the ingest principal may only write: on a secured
+    # cluster it runs as a principal of its own (User:replay, docs/security.md). A missing ACL is
+    # named before anything is read, not found by a read that waits out its timeout.
+    topics = (spec.topic, spec.dlq_topic, checkpoint_topic, replays_topic)
+    needs = {t: READ for t in topics[:2]} if settings.dry_run else {t: READ_WRITE for t in topics}
+    check_kafka_access(kafka_config, conn_id, needs=needs, timeout_s=settings.timeout_s)
     schema = load_schema(spec.schema_path)
     if settings.dry_run:
         schema_id = validate_only_schema_id(registry_client, spec.subject, schema)

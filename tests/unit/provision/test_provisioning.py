@@ -9,14 +9,18 @@ from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceTyp
 
 from kafka_ingest.provision.acls import (
     REGISTRY_PRINCIPAL,
+    REPLAY_PRINCIPAL,
+    REPLAY_TRANSACTIONAL_ID_PREFIX,
     TRANSACTIONAL_ID_PREFIX,
     consumer_grants,
     ingest_grants,
     registry_grants,
+    replay_grants,
 )
 from kafka_ingest.provision.security import redacted, with_credentials
 from kafka_ingest.provision.topics import effective, plan_topics
 from kafka_ingest.publish.checkpoints import transactional_id_for
+from kafka_ingest.replay.checkpoint import replay_transactional_id
 from kafka_ingest.topic_settings import CHECKPOINT_TOPIC, DATA_TOPIC, DLQ_TOPIC, TopicSettings
 from kafka_ingest.topics.orders import ORDERS
 from kafka_ingest.topics.payments import PAYMENTS
@@ -59,16 +63,41 @@ def test_the_plan_has_each_specs_topic_and_dlq_and_one_checkpoint_topic() -> Non
     ]
 
 
-def test_the_replays_topic_is_planned_and_granted_like_the_checkpoint_topic() -> None:
+def test_the_replays_topic_is_laid_out_like_the_checkpoint_topic_and_granted_to_the_replay_only() -> None:
     """The replay wrote its audit topic's creation into CheckpointStore.ensure_topic, which no
     longer creates: ``topics ensure`` must declare it, compacted, or a replay fails."""
     plans = plan_topics([ORDERS], "_cp", state_topics=["_replays", "_cp"])
     assert [(p.name, p.role, p.settings) for p in plans][-2:] == [
         ("_cp", "checkpoints", CHECKPOINT_TOPIC),
-        ("_replays", "checkpoints", CHECKPOINT_TOPIC),
+        ("_replays", "state", CHECKPOINT_TOPIC),
     ]
-    granted = {(name, op) for kind, name, _, _, op in ingest_grants(plans) if kind == ResourceType.TOPIC}
-    assert {("_replays", AclOperation.READ), ("_replays", AclOperation.WRITE)} <= granted
+    ingest = {name for kind, name, *_ in ingest_grants(plans) if kind == ResourceType.TOPIC}
+    consumer = {name for kind, name, *_ in consumer_grants(plans) if kind == ResourceType.TOPIC}
+    replay = {(name, op) for kind, name, _, _, op in replay_grants(plans) if kind == ResourceType.TOPIC}
+    assert "_replays" not in ingest | consumer
+    assert {("_replays", AclOperation.READ), ("_replays", AclOperation.WRITE)} <= replay
+
+
+def test_the_replay_principal_reads_and_writes_every_planned_topic_under_its_own_transactional_ids() -> None:
+    plans = plan_topics([ORDERS], "_cp", state_topics=["_replays"])
+    grants = replay_grants(plans)
+    on = {(kind, name, pattern, op) for kind, name, pattern, _, op in grants}
+    topic, literal = ResourceType.TOPIC, ResourcePatternType.LITERAL
+    operations = (AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE)
+    names = (ORDERS.topic, ORDERS.dlq_topic, "_cp", "_replays")
+    prefix, prefixed = REPLAY_TRANSACTIONAL_ID_PREFIX, ResourcePatternType.PREFIXED
+    assert on == {(topic, name, literal, op) for name in names for op in operations} | {
+        (ResourceType.TRANSACTIONAL_ID, prefix, prefixed, AclOperation.WRITE),
+        (ResourceType.TRANSACTIONAL_ID, prefix, prefixed, AclOperation.DESCRIBE),
+    }
+    assert {principal for *_, principal, _ in grants} == {REPLAY_PRINCIPAL}
+    assert not any(kind == ResourceType.GROUP for kind, *_ in grants)
+
+
+def test_every_transactional_id_a_replay_uses_is_under_the_replay_prefix_not_the_ingest_one() -> None:
+    tid = replay_transactional_id("shopping.order.created", "manual__2026-01-01")
+    assert tid.startswith(REPLAY_TRANSACTIONAL_ID_PREFIX)
+    assert not tid.startswith(TRANSACTIONAL_ID_PREFIX)
 
 
 def test_a_small_cluster_caps_replicas_and_min_isr_and_says_so() -> None:
