@@ -16,10 +16,10 @@ OFFLINE := $(PIP) install -q --no-index --find-links $(WHEELS)
 WITH_ENV := source scripts/stack-env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy test-cluster cluster-up cluster-down lint demo bench bench-backfill bench-cluster clean
+.PHONY: help setup up down status test test-unit test-faults test-observability test-ui test-celery test-deploy test-cluster cluster-up cluster-down lint demo bench bench-backfill bench-cluster bench-clusters-down clean
 
 help:
-	@echo "make setup | up [EXECUTOR=local|celery] [KAFKA_BROKERS=3] [KAFKA_SECURITY=sasl_ssl] | down | status | test | test-unit | test-faults | test-observability | test-deploy | test-cluster | cluster-up | cluster-down | lint | demo | bench | bench-backfill | bench-cluster | clean   (see docs/stack.md, docs/deploy.md, docs/security.md)"
+	@echo "make setup | up [EXECUTOR=local|celery] [KAFKA_BROKERS=3] [KAFKA_SECURITY=sasl_ssl] | down | status | test | test-unit | test-faults | test-observability | test-deploy | test-cluster | cluster-up | cluster-down | lint | demo | bench | bench-backfill | bench-cluster | bench-clusters-down | clean   (see docs/stack.md, docs/deploy.md, docs/security.md)"
 
 setup: $(INSTALLED)
 	scripts/stack fetch
@@ -111,24 +111,31 @@ demo: setup up
 BENCH_ARGS ?=
 bench: setup up
 	$(WITH_ENV) $(PY) bench/run.py $(BENCH_ARGS)
+	$(MAKE) bench-cluster
 
 # The backfill benchmark alone; rewrites only its section of docs/benchmarks.md.
 bench-backfill: setup up
 	$(WITH_ENV) $(PY) bench/run.py --only pipeline-days,backfill-local,backfill-celery $(BENCH_ARGS)
 
 
-# The pipeline on 1M CSV rows against one broker, the 3-broker cluster and the secured cluster:
-# ratio cluster/single and sasl_ssl/plaintext (needs `make up KAFKA_BROKERS=3` in another stack dir
-# or checkout, given as BENCH_CLUSTER=host:port,..., and `make cluster-up`).
-BENCH_CLUSTER ?= 127.0.0.1:9192,127.0.0.1:9194,127.0.0.1:9196
+# The pipeline on 1M CSV rows against one broker, the plaintext 3-broker cluster and the secured
+# one: ratio cluster/single and sasl_ssl/plaintext (~10 min). Both clusters run beside the main
+# stack, each in a stack dir and on ports of its own; `make bench-clusters-down` stops them.
+KAFKA_BENCH_CLUSTER_BASE_PORT ?= 9192
+PLAIN_CLUSTER := KAFKA_BROKERS=3 KAFKA_SECURITY=plaintext STACK_DIR=$(CURDIR)/.stack-plain KAFKA_CLUSTER_BASE_PORT=$(KAFKA_BENCH_CLUSTER_BASE_PORT)
+BENCH_CLUSTER ?= $(shell p=$(KAFKA_BENCH_CLUSTER_BASE_PORT); echo 127.0.0.1:$$p,127.0.0.1:$$((p+2)),127.0.0.1:$$((p+4)))
 bench-cluster: setup up cluster-up
+	$(PLAIN_CLUSTER) scripts/stack kafka-up
 	$(WITH_ENV) KAFKA_TEST_CLUSTER_BASE_PORT=$(KAFKA_TEST_CLUSTER_BASE_PORT) $(PY) bench/cluster.py --cluster '$(BENCH_CLUSTER)' $(BENCH_ARGS)
+
+bench-clusters-down: cluster-down
+	$(PLAIN_CLUSTER) scripts/stack kafka-down
 
 # Also deletes the stack's data: Kafka's log dirs, the PostgreSQL cluster, Redis, the secrets, and
 # the cluster tests' stack dir.
-clean: down cluster-down
+clean: down bench-clusters-down
 	$(WITH_ENV) rm -rf "$$STACK_DIR"
-	rm -rf .stack .stack-cluster .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .stack .stack-cluster .stack-plain .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 # Adds a topic outside the core package (docs/adding-a-topic.md), e.g.

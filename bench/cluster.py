@@ -5,9 +5,10 @@ cluster and the secured (SASL_SSL) 3-broker cluster, in one run: ``ratio cluster
 Each measurement is ``bench/variants.py pipeline`` in a fresh process (as in ``make bench``), the
 three targets interleaved rep by rep so that a load change on the shared machine hits all three
 alike. A run counts only if its reconciled summary published what the generator's manifest says.
-The clusters come from the stack: ``--cluster`` a plaintext cluster's bootstrap (``make up
-KAFKA_BROKERS=3``), ``--secured-stack-dir`` the stack dir of ``make cluster-up`` (its connections
-are read from scripts/stack-env.sh in that mode, passwords from its secrets).
+The clusters come from the stack (``make bench-cluster`` starts both): ``--cluster`` a plaintext
+cluster's bootstrap (``.stack-plain``, ``KAFKA_BROKERS=3``), ``--secured-stack-dir`` the stack dir
+of ``make cluster-up`` (its connections are read from scripts/stack-env.sh in that mode, passwords
+from its secrets).
 """
 
 from __future__ import annotations
