@@ -183,15 +183,23 @@ def stack_dag(
     provision_topics(
         os.environ["KAFKA_BOOTSTRAP"], spec, checkpoint_topic=DEFAULT_CHECKPOINT_TOPIC, suffix=f".it-{suffix}"
     )
-    path = Path(os.environ["AIRFLOW_TEST_DAGS"]) / f"{dag_id}.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
     source = DAG_TEMPLATE.format(
         test=test_name, operator=operator, dag_id=dag_id, topic=dag.topic, extracts_root=str(extracts_root)
     )
+    with dag_file(server, dag_id, source):
+        yield dag
+
+
+@contextmanager
+def dag_file(server: AirflowServer, dag_id: str, source: str) -> Iterator[None]:
+    """``source`` as a DAG file in the stack's ``test-dags`` bundle, registered; removed with the
+    DAG's runs afterwards."""
+    path = Path(os.environ["AIRFLOW_TEST_DAGS"]) / f"{dag_id}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(source)
     try:
         wait_registered(server, dag_id)
-        yield dag
+        yield
     finally:
         path.unlink(missing_ok=True)
         remove_dag(server, dag_id)

@@ -9,7 +9,7 @@ by its ``source.file``/``source.row`` headers.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -38,6 +38,20 @@ class Run:
     registry_url: str
     topic: str
     checkpoint_topic: str
+
+    @classmethod
+    def provisioned(
+        cls,
+        cluster: Cluster,
+        registry_url: str,
+        names: Callable[[str], str],
+        *,
+        state_topics: tuple[str, ...] = (),
+    ) -> Run:
+        """A run on topics of its own, created with their ACLs as ``topics ensure --acls`` would."""
+        run = cls(cluster, registry_url, names("orders"), names("checkpoints"))
+        cluster.provision(run.spec, checkpoint_topic=run.checkpoint_topic, state_topics=state_topics)
+        return run
 
     @property
     def spec(self) -> TopicSpec:

@@ -26,9 +26,7 @@ ROWS = 2_000
 
 @pytest.fixture
 def run(healthy: Cluster, schema_registry_url: str, names: Callable[[str], str]) -> Run:
-    run = Run(healthy, schema_registry_url, names("orders"), names("checkpoints"))
-    healthy.provision(run.spec, checkpoint_topic=run.checkpoint_topic)
-    return run
+    return Run.provisioned(healthy, schema_registry_url, names)
 
 
 @pytest.fixture

@@ -36,9 +36,7 @@ CONN = "kafka_cluster_test"
 
 @pytest.fixture
 def run(cluster: Cluster, schema_registry_url: str, names: Callable[[str], str]) -> Run:
-    run = Run(cluster, schema_registry_url, names("orders"), names("checkpoints"))
-    cluster.provision(run.spec, checkpoint_topic=run.checkpoint_topic)
-    return run
+    return Run.provisioned(cluster, schema_registry_url, names)
 
 
 @pytest.fixture

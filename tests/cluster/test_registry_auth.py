@@ -91,9 +91,7 @@ def _ready(url: str) -> bool:
 
 @pytest.fixture
 def run(cluster: Cluster, registry: tuple[str, dict[str, str]], names: Callable[[str], str]) -> Run:
-    run = Run(cluster, registry[0], names("orders"), names("checkpoints"))
-    cluster.provision(run.spec, checkpoint_topic=run.checkpoint_topic)
-    return run
+    return Run.provisioned(cluster, registry[0], names)
 
 
 @pytest.fixture

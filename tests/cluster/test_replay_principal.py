@@ -36,15 +36,13 @@ pytestmark = [pytest.mark.cluster]
 
 
 @pytest.fixture
-def run(cluster: Cluster, schema_registry_url: str, names: Callable[[str], str]) -> Run:
-    return Run(cluster, schema_registry_url, names("orders"), names("checkpoints"))
+def replays_topic(names: Callable[[str], str]) -> str:
+    return names("replays")
 
 
 @pytest.fixture
-def replays_topic(run: Run, names: Callable[[str], str]) -> str:
-    topic = names("replays")
-    run.cluster.provision(run.spec, checkpoint_topic=run.checkpoint_topic, state_topics=(topic,))
-    return topic
+def run(cluster: Cluster, schema_registry_url: str, names: Callable[[str], str], replays_topic: str) -> Run:
+    return Run.provisioned(cluster, schema_registry_url, names, state_topics=(replays_topic,))
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from stack_airflow import AirflowServer, remove_dag, wait_registered
+from stack_airflow import AirflowServer, dag_file
 
 from kafka_ingest import worker_preload
 
@@ -52,15 +51,8 @@ probe()
 @pytest.fixture
 def probe_dag(airflow_server: AirflowServer) -> Iterator[str]:
     dag_id = f"preload_{uuid.uuid4().hex[:8]}"
-    path = Path(os.environ["AIRFLOW_TEST_DAGS"]) / f"{dag_id}.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(PROBE_DAG.format(test=__name__, dag_id=dag_id, probed=PROBED))
-    try:
-        wait_registered(airflow_server, dag_id)
+    with dag_file(airflow_server, dag_id, PROBE_DAG.format(test=__name__, dag_id=dag_id, probed=PROBED)):
         yield dag_id
-    finally:
-        path.unlink(missing_ok=True)
-        remove_dag(airflow_server, dag_id)
 
 
 def test_a_task_process_starts_with_the_tasks_modules_already_imported(
