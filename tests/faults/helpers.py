@@ -538,8 +538,21 @@ def set_connections(
     monkeypatch.setenv("AIRFLOW_CONN_FAULTS_REGISTRY", json.dumps(registry))
 
 
+def provision_operator_topics(kwargs: dict[str, Any]) -> None:
+    """The topics an orders operator with ``kwargs`` writes to, created as ``topics ensure`` would
+    (the brokers never create them); on the direct listener: set-up, not the faulted path."""
+    from kafka_ingest.publish.checkpoints import DEFAULT_CHECKPOINT_TOPIC
+
+    provision_topics(
+        os.environ[DIRECT_BOOTSTRAP_ENV],
+        spec_for("orders", kwargs.get("topic") or SPECS["orders"].topic),
+        checkpoint_topic=kwargs.get("checkpoint_topic") or DEFAULT_CHECKPOINT_TOPIC,
+    )
+
+
 def execute_operator(run_id: str, *, try_number: int = 1, **kwargs: Any) -> Any:
-    """One try of ``OrdersToKafkaOperator`` (connections from :func:`set_connections`)."""
+    """One try of ``OrdersToKafkaOperator`` (connections from :func:`set_connections`; its topics
+    provisioned)."""
     from ingest_helpers import task_context
 
     from kafka_ingest.operators.datasets import OrdersToKafkaOperator
@@ -552,5 +565,6 @@ def execute_operator(run_id: str, *, try_number: int = 1, **kwargs: Any) -> Any:
         "max_dlq_ratio": None,
         **kwargs,
     }
+    provision_operator_topics(options)
     task = OrdersToKafkaOperator(task_id="publish", **options)
     return task.execute(task_context(RunInfo("faults", run_id, "publish", -1, try_number)))

@@ -21,6 +21,7 @@ from helpers import (
     assert_exactly_once,
     assert_reconciles,
     operator_in_task_process,
+    provision_operator_topics,
     run_attempt,
 )
 from ingest_helpers import DATE, RUN, Endpoints
@@ -66,13 +67,9 @@ def operator_kwargs(endpoints: Endpoints, topic: str, manifest: DayManifest) -> 
 
 def run_task(children: Any, endpoints: Endpoints, topic: str, manifest: DayManifest, port: int) -> Child:
     run = RunInfo(RUN.dag_id, "attempt-1", RUN.task_id, RUN.map_index, 1)
-    return Child(
-        children,
-        operator_in_task_process,
-        task_environment(endpoints, port),
-        operator_kwargs(endpoints, topic, manifest),
-        run,
-    )
+    kwargs = operator_kwargs(endpoints, topic, manifest)
+    provision_operator_topics(kwargs)
+    return Child(children, operator_in_task_process, task_environment(endpoints, port), kwargs, run)
 
 
 def assert_task_succeeded(child: Child) -> dict[str, Any]:
