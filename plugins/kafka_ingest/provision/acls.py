@@ -53,12 +53,14 @@ from confluent_kafka.admin import (
 
 from kafka_ingest.provision.topics import TopicPlan
 
-#: The prefix of every transactional id the pipeline uses (``pipeline.transactional_id_for``).
+#: The prefix of every transactional id the pipeline uses (``publish.checkpoints.transactional_id_for``
+#: builds them from it).
 TRANSACTIONAL_ID_PREFIX = "kafka-ingest/"
 INGEST_PRINCIPAL = "User:ingest"
 CONSUMER_PRINCIPAL = "User:consumer"
 REPLAY_PRINCIPAL = "User:replay"
-#: The prefix of every transactional id a DLQ replay uses (``replay.checkpoint.replay_transactional_id``).
+#: The prefix of every transactional id a DLQ replay uses (``replay.checkpoint.replay_transactional_id``
+#: builds them from it).
 REPLAY_TRANSACTIONAL_ID_PREFIX = "kafka-ingest-replay/"
 REGISTRY_PRINCIPAL = "User:registry"
 

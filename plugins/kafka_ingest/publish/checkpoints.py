@@ -35,6 +35,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from kafka_ingest.batches import RunInfo
+from kafka_ingest.provision.acls import TRANSACTIONAL_ID_PREFIX
 from kafka_ingest.provision.topics import require_topics
 from kafka_ingest.publish.records import OutgoingMessage
 
@@ -146,7 +147,7 @@ def transactional_id_for(checkpoint_key: str) -> str:
     Fencing and checkpoints must cover the same unit: whichever run, DAG or map index publishes a
     file, a second attempt at the same file fences the first.
     """
-    return f"kafka-ingest/{checkpoint_key}"
+    return f"{TRANSACTIONAL_ID_PREFIX}{checkpoint_key}"
 
 
 def partition_for(key: str, partitions: int) -> int:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kafka_ingest.provision.acls import REPLAY_TRANSACTIONAL_ID_PREFIX
 from kafka_ingest.publish.checkpoints import CheckpointStore
 from kafka_ingest.publish.records import OutgoingMessage
 
@@ -24,7 +25,7 @@ def replay_checkpoint_key(topic: str, replay_id: str) -> str:
 
 def replay_transactional_id(topic: str, replay_id: str) -> str:
     """One transactional id per replay: a retry of the same replay fences a zombie of it."""
-    return f"kafka-ingest-replay/{topic}/{replay_id}"
+    return f"{REPLAY_TRANSACTIONAL_ID_PREFIX}{topic}/{replay_id}"
 
 
 @dataclass
