@@ -23,14 +23,12 @@ from helpers import (
     assert_reconciles,
     execute_operator,
     set_connections,
-    spec_for,
     timed,
 )
 from ingest_helpers import DATE, Endpoints, read_topic
 from stack import FaultStack
 
 from kafka_ingest.registry import SchemaRegistryUnavailable
-from kafka_ingest.testing.provision import provision_topics
 from kafka_ingest.testing.samples import DayManifest, write_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -63,9 +61,6 @@ def operator(
 ) -> Callable[[str], Any]:
     """``operator(run_id)`` executes one try of the task; the registry behind its proxy."""
     set_connections(monkeypatch, endpoints.bootstrap, stack.registry.proxied_url, registry_options)
-    provision_topics(
-        endpoints.bootstrap, spec_for("orders", topic), checkpoint_topic=endpoints.checkpoint_topic
-    )
 
     def execute(run_id: str) -> Any:
         return execute_operator(

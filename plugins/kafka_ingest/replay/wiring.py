@@ -45,8 +45,11 @@ def build_replay_job(
     # A replay reads the DLQ and the topic, which the ingest principal may only write: on a secured
     # cluster it runs as a principal of its own (User:replay, docs/security.md). A missing ACL is
     # named before anything is read, not found by a read that waits out its timeout.
-    topics = (spec.topic, spec.dlq_topic, checkpoint_topic, replays_topic)
-    needs = {t: READ for t in topics[:2]} if settings.dry_run else {t: READ_WRITE for t in topics}
+    needs: dict[str, tuple[str, ...]]
+    if settings.dry_run:
+        needs = {spec.topic: READ, spec.dlq_topic: READ}
+    else:
+        needs = {t: READ_WRITE for t in (spec.topic, spec.dlq_topic, checkpoint_topic, replays_topic)}
     check_kafka_access(kafka_config, conn_id, needs=needs, timeout_s=settings.timeout_s)
     schema = load_schema(spec.schema_path)
     if settings.dry_run:
